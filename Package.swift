@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Lower layers never import higher ones:
+// C libraries -> Tensor -> NN -> Models / Optim; HDF5 stands beside them for checkpoints and fixtures.
+let package = Package(
+    name: "cnn-train",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "cnn-train", targets: ["cnn-train"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - C libraries from Debian (pkg-config names as Debian ships them)
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // What Swift cannot import from those headers: MPI and HDF5 constants that are macros.
+        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+
+        // MARK: - Swift modules
+        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "NN", dependencies: ["Tensor"]),
+        .target(name: "Models", dependencies: ["NN"]),
+        .target(name: "Optim", dependencies: ["NN"]),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CShims"]),
+        .target(name: "Distributed", dependencies: ["CMPI", "CShims"]),
+        .executableTarget(name: "cnn-train", dependencies: [
+            "Models", "Optim", "HDF5", "Distributed",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: - Tests
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        // Every case of PyTorch's golden files (Fixtures/, copied from shared/golden).
+        .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5"], exclude: ["Fixtures"]),
+    ]
+)

@@ -1,0 +1,352 @@
+import CHDF5
+import CShims
+import Foundation
+
+/// A failed HDF5 operation, naming the file and object involved.
+public struct HDF5Error: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// An HDF5 file opened for reading or created for writing. Groups, datasets and
+/// attributes are reached through `root`.
+public final class HDF5File {
+    public let path: String
+    let id: hid_t
+
+    /// Opens an existing file read-only.
+    public init(reading path: String) throws {
+        cnn_h5_silence_errors()
+        self.path = path
+        guard H5Fis_hdf5(path) > 0 else { throw HDF5Error("\(path): not an HDF5 file (or missing, or truncated)") }
+        id = H5Fopen(path, cnn_h5f_acc_rdonly(), cnn_h5p_default())
+        guard id >= 0 else { throw HDF5Error("\(path): cannot open as HDF5") }
+    }
+
+    /// Creates (or truncates) a file for writing.
+    public init(creating path: String) throws {
+        cnn_h5_silence_errors()
+        self.path = path
+        id = H5Fcreate(path, cnn_h5f_acc_trunc(), cnn_h5p_default(), cnn_h5p_default())
+        guard id >= 0 else { throw HDF5Error("\(path): cannot create HDF5 file") }
+    }
+
+    deinit { H5Fclose(id) }
+
+    public var root: HDF5Group { HDF5Group(file: self, id: H5Gopen2(id, "/", cnn_h5p_default()), path: "/") }
+
+    /// Writes everything buffered to the file system.
+    public func flush() throws {
+        guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error("\(path): flush failed") }
+    }
+}
+
+/// Something that can carry attributes: a group or a dataset.
+public class HDF5Object {
+    public let file: HDF5File
+    let id: hid_t
+    /// The object's path inside the file, for messages.
+    public let path: String
+
+    init(file: HDF5File, id: hid_t, path: String) {
+        self.file = file
+        self.id = id
+        self.path = path
+    }
+
+    var location: String { "\(file.path):\(path)" }
+
+    func childPath(_ name: String) -> String { path == "/" ? "/\(name)" : "\(path)/\(name)" }
+
+    // MARK: - Attributes
+
+    public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
+
+    private func openAttribute(_ name: String) throws -> hid_t {
+        guard hasAttribute(name) else { throw HDF5Error("\(location): missing attribute '\(name)'") }
+        let a = H5Aopen(id, name, cnn_h5p_default())
+        guard a >= 0 else { throw HDF5Error("\(location): cannot open attribute '\(name)'") }
+        return a
+    }
+
+    /// A numeric attribute (scalar or array) converted to Double.
+    public func doubleAttributes(_ name: String) throws -> [Double] {
+        let a = try openAttribute(name)
+        defer { H5Aclose(a) }
+        let space = H5Aget_space(a)
+        defer { H5Sclose(space) }
+        let n = max(Int(H5Sget_simple_extent_npoints(space)), 1)
+        var values = [Double](repeating: 0, count: n)
+        guard H5Aread(a, cnn_h5t_native_double(), &values) >= 0 else {
+            throw HDF5Error("\(location): attribute '\(name)' is not numeric")
+        }
+        return values
+    }
+
+    public func doubleAttribute(_ name: String) throws -> Double { try doubleAttributes(name)[0] }
+
+    public func intAttribute(_ name: String) throws -> Int64 {
+        let a = try openAttribute(name)
+        defer { H5Aclose(a) }
+        var value: Int64 = 0
+        guard H5Aread(a, cnn_h5t_native_int64(), &value) >= 0 else {
+            throw HDF5Error("\(location): attribute '\(name)' is not an integer")
+        }
+        return value
+    }
+
+    /// A string attribute, fixed-length or variable-length.
+    public func stringAttribute(_ name: String) throws -> String {
+        let a = try openAttribute(name)
+        defer { H5Aclose(a) }
+        let type = H5Aget_type(a)
+        defer { H5Tclose(type) }
+        guard H5Tget_class(type) == H5T_STRING else { throw HDF5Error("\(location): attribute '\(name)' is not a string") }
+        if H5Tis_variable_str(type) > 0 {
+            let mem = variableStringType(like: type)
+            defer { H5Tclose(mem) }
+            var pointer: UnsafeMutablePointer<CChar>? = nil
+            guard H5Aread(a, mem, &pointer) >= 0, let pointer else {
+                throw HDF5Error("\(location): cannot read attribute '\(name)'")
+            }
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }
+        let size = H5Tget_size(type)
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        guard H5Aread(a, type, &bytes) >= 0 else { throw HDF5Error("\(location): cannot read attribute '\(name)'") }
+        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func setAttribute(_ name: String, _ value: String) throws {
+        let type = H5Tcopy(cnn_h5t_c_s1())
+        defer { H5Tclose(type) }
+        H5Tset_size(type, max(value.utf8.count, 1))
+        try writeAttribute(name, type: type, dims: []) { buffer in
+            var bytes = Array(value.utf8CString)
+            return H5Awrite(buffer, type, &bytes)
+        }
+    }
+
+    public func setAttribute(_ name: String, _ value: Int64) throws {
+        try writeAttribute(name, type: cnn_h5t_native_int64(), dims: []) { a in
+            var v = value
+            return H5Awrite(a, cnn_h5t_native_int64(), &v)
+        }
+    }
+
+    public func setAttribute(_ name: String, _ value: Double) throws {
+        try writeAttribute(name, type: cnn_h5t_native_double(), dims: []) { a in
+            var v = value
+            return H5Awrite(a, cnn_h5t_native_double(), &v)
+        }
+    }
+
+    private func writeAttribute(_ name: String, type: hid_t, dims: [Int], _ write: (hid_t) -> herr_t) throws {
+        if hasAttribute(name) { H5Adelete(id, name) }
+        let space = dims.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), dims.map { hsize_t($0) }, nil)
+        defer { H5Sclose(space) }
+        let a = H5Acreate2(id, name, type, space, cnn_h5p_default(), cnn_h5p_default())
+        guard a >= 0 else { throw HDF5Error("\(location): cannot create attribute '\(name)'") }
+        defer { H5Aclose(a) }
+        guard write(a) >= 0 else { throw HDF5Error("\(location): cannot write attribute '\(name)'") }
+    }
+}
+
+/// The memory type for reading variable-length C strings stored as `stored` (whose
+/// character set, ASCII or UTF-8, the memory type must share for HDF5 to convert).
+func variableStringType(like stored: hid_t) -> hid_t {
+    let t = H5Tcopy(cnn_h5t_c_s1())
+    H5Tset_size(t, -1)  // H5T_VARIABLE
+    H5Tset_cset(t, H5Tget_cset(stored))
+    return t
+}
+
+/// A group: a folder of groups and datasets.
+public final class HDF5Group: HDF5Object {
+    deinit { H5Gclose(id) }
+
+    public func contains(_ name: String) -> Bool {
+        // Check each component: H5Lexists fails on a path whose parent is missing.
+        var prefix = ""
+        for part in name.split(separator: "/") {
+            prefix += prefix.isEmpty ? String(part) : "/\(part)"
+            guard H5Lexists(id, prefix, cnn_h5p_default()) > 0 else { return false }
+        }
+        return !prefix.isEmpty
+    }
+
+    /// Names of the direct members, in the file's (alphabetical) order.
+    public func memberNames() throws -> [String] {
+        var info = H5G_info_t()
+        guard H5Gget_info(id, &info) >= 0 else { throw HDF5Error("\(location): cannot list members") }
+        return try (0..<info.nlinks).map { i in
+            let length = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, cnn_h5p_default())
+            guard length >= 0 else { throw HDF5Error("\(location): cannot read member \(i)") }
+            var bytes = [CChar](repeating: 0, count: Int(length) + 1)
+            H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &bytes, Int(length) + 1, cnn_h5p_default())
+            return String(decoding: bytes.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    public func isGroup(_ name: String) -> Bool {
+        guard contains(name) else { return false }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name1(id, name, &info, cnn_h5p_default()) >= 0 else { return false }
+        return info.type == H5O_TYPE_GROUP
+    }
+
+    public func group(_ name: String) throws -> HDF5Group {
+        guard isGroup(name) else { throw HDF5Error("\(location): missing group '\(name)'") }
+        let g = H5Gopen2(id, name, cnn_h5p_default())
+        guard g >= 0 else { throw HDF5Error("\(location): cannot open group '\(name)'") }
+        return HDF5Group(file: file, id: g, path: childPath(name))
+    }
+
+    /// Creates a group (and any missing parents).
+    public func createGroup(_ name: String) throws -> HDF5Group {
+        if isGroup(name) { return try group(name) }
+        let lcpl = H5Pcreate(cnn_h5p_link_create())
+        defer { H5Pclose(lcpl) }
+        H5Pset_create_intermediate_group(lcpl, 1)
+        let g = H5Gcreate2(id, name, lcpl, cnn_h5p_default(), cnn_h5p_default())
+        guard g >= 0 else { throw HDF5Error("\(location): cannot create group '\(name)'") }
+        return HDF5Group(file: file, id: g, path: childPath(name))
+    }
+
+    public func dataset(_ name: String) throws -> HDF5Dataset {
+        guard contains(name), !isGroup(name) else { throw HDF5Error("\(location): missing dataset '\(name)'") }
+        let d = H5Dopen2(id, name, cnn_h5p_default())
+        guard d >= 0 else { throw HDF5Error("\(location): cannot open dataset '\(name)'") }
+        return HDF5Dataset(file: file, id: d, path: childPath(name))
+    }
+
+    // MARK: - Writing datasets
+
+    public func write(_ name: String, shape: [Int], floats: UnsafeBufferPointer<Float>) throws {
+        try write(name, shape: shape, type: cnn_h5t_native_float(), count: floats.count, data: floats.baseAddress)
+    }
+
+    public func write(_ name: String, shape: [Int], int64s: [Int64]) throws {
+        try int64s.withUnsafeBufferPointer {
+            try write(name, shape: shape, type: cnn_h5t_native_int64(), count: $0.count, data: $0.baseAddress)
+        }
+    }
+
+    public func write(_ name: String, shape: [Int], doubles: [Double]) throws {
+        try doubles.withUnsafeBufferPointer {
+            try write(name, shape: shape, type: cnn_h5t_native_double(), count: $0.count, data: $0.baseAddress)
+        }
+    }
+
+    public func write(_ name: String, shape: [Int], bytes: [UInt8]) throws {
+        try bytes.withUnsafeBufferPointer {
+            try write(name, shape: shape, type: cnn_h5t_native_uint8(), count: $0.count, data: $0.baseAddress)
+        }
+    }
+
+    private func write(_ name: String, shape: [Int], type: hid_t, count: Int, data: UnsafeRawPointer?) throws {
+        guard shape.reduce(1, *) == count else {
+            throw HDF5Error("\(location): dataset '\(name)' of shape \(shape) given \(count) values")
+        }
+        let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(shape.count), shape.map { hsize_t($0) }, nil)
+        defer { H5Sclose(space) }
+        let lcpl = H5Pcreate(cnn_h5p_link_create())
+        defer { H5Pclose(lcpl) }
+        H5Pset_create_intermediate_group(lcpl, 1)
+        let d = H5Dcreate2(id, name, type, space, lcpl, cnn_h5p_default(), cnn_h5p_default())
+        guard d >= 0 else { throw HDF5Error("\(location): cannot create dataset '\(name)'") }
+        defer { H5Dclose(d) }
+        guard H5Dwrite(d, type, cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), data) >= 0 else {
+            throw HDF5Error("\(location): cannot write dataset '\(name)'")
+        }
+    }
+}
+
+/// An n-dimensional array in a file, read whole and converted to the asked type by HDF5.
+public final class HDF5Dataset: HDF5Object {
+    deinit { H5Dclose(id) }
+
+    /// Dimensions; empty for a scalar.
+    public var shape: [Int] {
+        let space = H5Dget_space(id)
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        var dims = [hsize_t](repeating: 0, count: rank)
+        H5Sget_simple_extent_dims(space, &dims, nil)
+        return dims.map { Int($0) }
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    public enum ElementKind { case float, integer, string, other }
+
+    public var elementKind: ElementKind {
+        let type = H5Dget_type(id)
+        defer { H5Tclose(type) }
+        switch H5Tget_class(type) {
+        case H5T_FLOAT: return .float
+        case H5T_INTEGER: return .integer
+        case H5T_STRING: return .string
+        default: return .other
+        }
+    }
+
+    /// Bytes per element as stored.
+    public var elementSize: Int {
+        let type = H5Dget_type(id)
+        defer { H5Tclose(type) }
+        return H5Tget_size(type)
+    }
+
+    private func read<T>(_ memType: hid_t, zero: T, what: String) throws -> [T] {
+        guard elementKind == .float || elementKind == .integer else {
+            throw HDF5Error("\(location): expected numeric data, found \(elementKind)")
+        }
+        var values = [T](repeating: zero, count: count)
+        let status = values.withUnsafeMutableBytes {
+            H5Dread(id, memType, cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), $0.baseAddress)
+        }
+        guard status >= 0 else { throw HDF5Error("\(location): cannot read as \(what) (corrupt or truncated?)") }
+        return values
+    }
+
+    public func readFloats() throws -> [Float] { try read(cnn_h5t_native_float(), zero: 0, what: "float32") }
+    public func readDoubles() throws -> [Double] { try read(cnn_h5t_native_double(), zero: 0, what: "float64") }
+    public func readInt64s() throws -> [Int64] { try read(cnn_h5t_native_int64(), zero: 0, what: "int64") }
+    public func readBytes() throws -> [UInt8] { try read(cnn_h5t_native_uint8(), zero: 0, what: "uint8") }
+
+    /// Reads straight into caller memory of exactly `count` floats.
+    public func readFloats(into buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard buffer.count == count else {
+            throw HDF5Error("\(location): holds \(count) values where \(buffer.count) were expected")
+        }
+        guard elementKind == .float || elementKind == .integer,
+              H5Dread(id, cnn_h5t_native_float(), cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), buffer.baseAddress) >= 0
+        else { throw HDF5Error("\(location): cannot read as float32 (corrupt or truncated?)") }
+    }
+
+    /// A dataset of strings, fixed-length or variable-length.
+    public func readStrings() throws -> [String] {
+        let type = H5Dget_type(id)
+        defer { H5Tclose(type) }
+        guard H5Tget_class(type) == H5T_STRING else { throw HDF5Error("\(location): expected strings") }
+        let n = count
+        if H5Tis_variable_str(type) > 0 {
+            let mem = variableStringType(like: type)
+            defer { H5Tclose(mem) }
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
+            guard H5Dread(id, mem, cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), &pointers) >= 0 else {
+                throw HDF5Error("\(location): cannot read strings")
+            }
+            defer { for p in pointers { free(p) } }
+            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+        }
+        let size = H5Tget_size(type)
+        var bytes = [UInt8](repeating: 0, count: n * size)
+        guard H5Dread(id, type, cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), &bytes) >= 0 else {
+            throw HDF5Error("\(location): cannot read strings")
+        }
+        return (0..<n).map { i in String(decoding: bytes[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,201 @@
+// MARK: - Sequential
+
+/// Children applied one after another.
+public final class Sequential: Layer {
+    public let children: [Child]
+    /// Each child's last output: the inputs of the next child's backward.
+    private var outputs: [Tensor?]
+
+    public init(_ children: [Child]) {
+        self.children = children
+        outputs = Array(repeating: nil, count: children.count)
+    }
+
+    /// Unnamed children, for paths that carry no parameters of their own.
+    public convenience init(_ layers: [any Layer]) { self.init(layers.map { Child(nil, $0) }) }
+
+    public var summary: String { "Sequential" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        try children.reduce(input) { shape, child in try withPath(child.name) { try child.layer.outputShape(for: shape) } }
+    }
+
+    public func flops(for input: Shape) -> Int {
+        var shape = input, total = 0
+        for child in children {
+            total += child.layer.flops(for: shape)
+            guard let next = try? child.layer.outputShape(for: shape) else { break }
+            shape = next
+        }
+        return total
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        var x = input
+        for i in children.indices {
+            x = children[i].layer.forward(x, mode: mode)
+            outputs[i] = x
+        }
+        return x
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        var g = gradOutput
+        for i in children.indices.reversed() {
+            g = children[i].layer.backward(i == 0 ? input : outputs[i - 1]!, g)
+        }
+        return g
+    }
+}
+
+// MARK: - Concat
+
+/// Parallel branches over the same input, their outputs concatenated on channels
+/// (Inception blocks, DenseNet layers).
+public final class Concat: Layer {
+    public let children: [Child]
+    private var output: Tensor?, gradInput: Tensor?
+    /// Per branch: its last output, and its slice of the output gradient made contiguous.
+    private var branchOutputs: [Tensor?], branchGrads: [Tensor?]
+
+    public init(_ branches: [Child]) {
+        children = branches
+        branchOutputs = Array(repeating: nil, count: branches.count)
+        branchGrads = Array(repeating: nil, count: branches.count)
+    }
+
+    public convenience init(_ branches: [any Layer]) { self.init(branches.map { Child(nil, $0) }) }
+
+    public var summary: String { "Concat" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        var channels = 0
+        var first: Shape?
+        for child in children {
+            let s = try withPath(child.name) { try child.layer.outputShape(for: input) }
+            guard s.rank == 4 else { throw ShapeError(layer: summary, "branch output \(s) is not N×C×H×W") }
+            if let f = first, f[2] != s[2] || f[3] != s[3] {
+                throw ShapeError(layer: summary, "branch outputs \(f) and \(s) differ in height or width")
+            }
+            first = first ?? s
+            channels += s[1]
+        }
+        guard let f = first else { throw ShapeError(layer: summary, "has no branches") }
+        return Shape(f[0], channels, f[2], f[3])
+    }
+
+    public func flops(for input: Shape) -> Int { children.reduce(0) { $0 + $1.layer.flops(for: input) } }
+
+    // Each branch: (N, C_b, H, W) -> output (N, ΣC_b, H, W)
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        var channels = 0
+        for b in children.indices {
+            let y = children[b].layer.forward(input, mode: mode)
+            channels += y.shape[1]
+            branchOutputs[b] = y
+        }
+        let first = branchOutputs[0]!.shape
+        let n = input.shape[0], area = first[2] * first[3]
+        let out = Tensor.reuse(&output, shape: Shape(n, channels, first[2], first[3]))
+        for i in 0..<n {
+            var offset = 0
+            for b in children.indices {
+                let y = branchOutputs[b]!
+                let block = y.shape[1] * area
+                (out.data + (i * channels) * area + offset).update(from: y.data + i * block, count: block)
+                offset += block
+            }
+        }
+        return out
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        let n = gradOutput.shape[0], channels = gradOutput.shape[1], area = gradOutput.shape[2] * gradOutput.shape[3]
+        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        var offset = 0
+        for b in children.indices {
+            let branchShape = branchOutputs[b]!.shape
+            let g = Tensor.reuse(&branchGrads[b], shape: branchShape)
+            let block = branchShape[1] * area
+            for i in 0..<n {
+                (g.data + i * block).update(from: gradOutput.data + i * channels * area + offset, count: block)
+            }
+            offset += block
+            let gx = children[b].layer.backward(input, g)
+            if b == 0 { dx.copy(from: gx) } else { BLAS.axpy(dx.count, alpha: 1, x: gx.data, y: dx.data) }
+        }
+        return dx
+    }
+}
+
+// MARK: - Residual
+
+/// body(x) + shortcut(x), where the shortcut is the identity unless given (ResNet's 1×1
+/// convolution when the shape changes).
+public final class Residual: Layer {
+    public let children: [Child]
+    private let body: any Layer, shortcut: (any Layer)?
+    private var output: Tensor?, gradInput: Tensor?
+
+    /// `body` adds no name to its parameters' keys; `shortcut` is named as given.
+    public init(body: any Layer, shortcut: Child? = nil) {
+        self.body = body
+        self.shortcut = shortcut?.layer
+        children = [Child(nil, body)] + (shortcut.map { [$0] } ?? [])
+    }
+
+    public var summary: String { "Residual" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        let main = try body.outputShape(for: input)
+        let side = try withPath(children.count > 1 ? children[1].name : nil) { try shortcut?.outputShape(for: input) ?? input }
+        guard main == side else {
+            throw ShapeError(layer: summary, "body gives \(main) but the shortcut gives \(side)")
+        }
+        return main
+    }
+
+    public func flops(for input: Shape) -> Int {
+        body.flops(for: input) + (shortcut?.flops(for: input) ?? 0) + input.count
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        let main = body.forward(input, mode: mode)
+        let side = shortcut?.forward(input, mode: mode) ?? input
+        let y = Tensor.reuse(&output, shape: main.shape)
+        for i in 0..<y.count { y.data[i] = main.data[i] + side.data[i] }
+        return y
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        dx.copy(from: body.backward(input, gradOutput))
+        let side = shortcut?.backward(input, gradOutput) ?? gradOutput
+        BLAS.axpy(dx.count, alpha: 1, x: side.data, y: dx.data)
+        return dx
+    }
+}
+
+// MARK: - Identity
+
+/// Passes its input through (DenseNet's kept features in a `Concat`).
+public final class Identity: Layer {
+    public init() {}
+    public var summary: String { "Identity" }
+    public func outputShape(for input: Shape) throws -> Shape { input }
+    public func flops(for input: Shape) -> Int { 0 }
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor { input }
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor { gradOutput }
+}
+
+// MARK: - Helpers
+
+/// Runs `body`, prefixing the path of any `ShapeError` it throws with `name`.
+func withPath<T>(_ name: String?, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch var error as ShapeError {
+        if let name { error.path = error.path.isEmpty ? name : "\(name).\(error.path)" }
+        throw error
+    }
+}

@@ -1,0 +1,90 @@
+@_exported import Tensor
+
+/// Whether a forward pass trains (batch statistics, dropout) or evaluates.
+public enum Mode: Sendable {
+    case training, evaluation
+}
+
+/// A named child of a container. A child without a name adds nothing to its parameters'
+/// keys, so that containers can mirror PyTorch's module paths exactly.
+public struct Child {
+    public let name: String?
+    public let layer: any Layer
+
+    public init(_ name: String?, _ layer: any Layer) {
+        self.name = name
+        self.layer = layer
+    }
+}
+
+/// A shape that a layer cannot accept, with the path of the layer that refused it.
+public struct ShapeError: Error, CustomStringConvertible {
+    public var path: String
+    public var layer: String
+    public var message: String
+
+    public init(layer: String, _ message: String) {
+        path = ""
+        self.layer = layer
+        self.message = message
+    }
+
+    public var description: String {
+        path.isEmpty ? "\(layer): \(message)" : "\(path) (\(layer)): \(message)"
+    }
+}
+
+/// One stage of a network with an explicit forward and backward, as in Torch's `nn`.
+///
+/// `forward` returns a tensor in the layer's own memory, valid until its next forward;
+/// `backward(input, gradOutput)` returns the input gradient (also the layer's own memory)
+/// and adds this batch's parameter gradients to `Parameter.grad`. Buffers are allocated on
+/// the first call at a shape and reused after that.
+public protocol Layer: AnyObject {
+    /// A short description, e.g. "Conv2d(1→6, k5 s1 p2)".
+    var summary: String { get }
+    /// The layer's own trainable parameters, by local name ("weight", "bias").
+    var parameters: [Parameter] { get }
+    /// Sub-layers of a container; empty for a leaf.
+    var children: [Child] { get }
+
+    /// The output shape for an input shape, or a `ShapeError` saying why it does not fit.
+    func outputShape(for input: Shape) throws -> Shape
+    /// Floating-point operations of one forward pass over `input` (a multiply-add counts 2).
+    func flops(for input: Shape) -> Int
+
+    func forward(_ input: Tensor, mode: Mode) -> Tensor
+    func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor
+}
+
+extension Layer {
+    public var parameters: [Parameter] { [] }
+    public var children: [Child] { [] }
+}
+
+/// A trainable tensor with its gradient and what its initializer needs to know.
+public final class Parameter {
+    public enum Role: Sendable {
+        /// A convolution or linear weight with its fans (PyTorch's `_calculate_fan_in_and_fan_out`).
+        case weight(fanIn: Int, fanOut: Int)
+        /// A convolution or linear bias; `fanIn` of its layer's weight.
+        case bias(fanIn: Int)
+        /// Batch-norm scale (starts at 1) and shift (starts at 0).
+        case scale, shift
+    }
+
+    public let name: String
+    public let role: Role
+    /// Repointed into the network's flat buffers once the network is assembled.
+    public internal(set) var value: Tensor
+    public internal(set) var grad: Tensor
+
+    public init(_ name: String, shape: Shape, role: Role) {
+        self.name = name
+        self.role = role
+        value = Tensor(zeros: shape)
+        grad = Tensor(zeros: shape)
+    }
+
+    public var shape: Shape { value.shape }
+}

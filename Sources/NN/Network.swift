@@ -1,0 +1,140 @@
+/// A whole model: its layer tree, every parameter under its PyTorch `state_dict` key, and
+/// one contiguous buffer for all parameters and one for all gradients (each `Parameter` is
+/// a view into them), so that all-reduce, checkpoints and optimizers see flat memory.
+public final class Network {
+    public let name: String
+    public let root: any Layer
+    public let inputChannels: Int
+    public let classes: Int
+    /// Every parameter with its key, in forward order.
+    public let parameters: [(key: String, parameter: Parameter)]
+    public let batchNorms: [(key: String, layer: BatchNorm)]
+    public let dropouts: [Dropout]
+    public let parameterStorage: Storage
+    public let gradientStorage: Storage
+
+    public init(name: String, root: any Layer, inputChannels: Int, classes: Int) {
+        self.name = name
+        self.root = root
+        self.inputChannels = inputChannels
+        self.classes = classes
+        var parameters: [(String, Parameter)] = []
+        var batchNorms: [(String, BatchNorm)] = []
+        var dropouts: [Dropout] = []
+        func visit(_ layer: any Layer, _ path: String) {
+            for p in layer.parameters { parameters.append((join(path, p.name), p)) }
+            if let bn = layer as? BatchNorm { batchNorms.append((path, bn)) }
+            if let d = layer as? Dropout { dropouts.append(d) }
+            for child in layer.children { visit(child.layer, join(path, child.name)) }
+        }
+        visit(root, "")
+        self.parameters = parameters
+        self.batchNorms = batchNorms
+        self.dropouts = dropouts
+
+        let total = parameters.reduce(0) { $0 + $1.1.shape.count }
+        parameterStorage = Storage(count: total)
+        gradientStorage = Storage(count: total)
+        var offset = 0
+        for (_, p) in parameters {
+            let n = p.shape.count
+            let value = Tensor(shape: p.shape, storage: Storage(viewing: parameterStorage, offset: offset, count: n))
+            value.copy(from: p.value)
+            p.value = value
+            p.grad = Tensor(shape: p.shape, storage: Storage(viewing: gradientStorage, offset: offset, count: n))
+            offset += n
+        }
+        if let first = firstConvolution(root) { first.computesInputGradient = false }
+    }
+
+    public var parameterCount: Int { parameterStorage.count }
+
+    /// Logits [N, classes] for images [N, C, H, W].
+    public func forward(_ images: Tensor, mode: Mode) -> Tensor { root.forward(images, mode: mode) }
+
+    /// Adds the gradients of the loss to every `Parameter.grad`, given d(loss)/d(logits).
+    public func backward(_ images: Tensor, _ gradLogits: Tensor) { _ = root.backward(images, gradLogits) }
+
+    public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }
+
+    /// Sets every dropout probability (0 disables dropout).
+    public func setDropout(_ probability: Float) { for d in dropouts { d.probability = probability } }
+
+    /// Gives every dropout layer its own stream derived from `seed`.
+    public func seedDropout(_ seed: UInt64) {
+        for (i, d) in dropouts.enumerated() { d.generator = SeededGenerator(seed: seed &+ UInt64(i) &* 0x9E37_79B9) }
+    }
+
+    /// A parameter by its `state_dict` key.
+    public func parameter(_ key: String) -> Parameter? { parameters.first { $0.key == key }?.parameter }
+
+    // MARK: - State dict
+
+    /// One entry of the PyTorch `state_dict`: a float tensor (parameter or running
+    /// statistic) or batch norm's int64 `num_batches_tracked`.
+    public enum StateValue {
+        case tensor(Tensor)
+        case counter(BatchNorm)
+    }
+
+    /// Every `state_dict` key of the reference model with its value, parameters first.
+    public var stateDict: [(key: String, value: StateValue)] {
+        parameters.map { ($0.key, .tensor($0.parameter.value)) } + batchNorms.flatMap { key, bn in
+            [(join(key, "running_mean"), StateValue.tensor(bn.runningMean)),
+             (join(key, "running_var"), .tensor(bn.runningVar)),
+             (join(key, "num_batches_tracked"), .counter(bn))]
+        }
+    }
+
+    // MARK: - Description
+
+    /// One leaf layer at a given input: where it sits, what it is, what it produces.
+    public struct LayerInfo {
+        public var path: String
+        public var summary: String
+        public var outputShape: Shape
+        public var parameterCount: Int
+        public var flops: Int
+    }
+
+    /// Each leaf layer's output shape, parameter count and FLOPs for one image of side
+    /// `side`; throws a `ShapeError` naming the layer where the shape collapses.
+    public func describe(side: Int) throws -> [LayerInfo] {
+        var list: [LayerInfo] = []
+        _ = try describe(root, path: "", input: Shape(1, inputChannels, side, side), into: &list)
+        return list
+    }
+
+    /// Forward FLOPs for one image of side `side` (a multiply-add counts 2).
+    public func flopsPerImage(side: Int) -> Int { root.flops(for: Shape(1, inputChannels, side, side)) }
+
+    private func describe(_ layer: any Layer, path: String, input: Shape, into list: inout [LayerInfo]) throws -> Shape {
+        switch layer {
+        case let seq as Sequential:
+            return try seq.children.reduce(input) { shape, child in
+                try describe(child.layer, path: join(path, child.name), input: shape, into: &list)
+            }
+        case is Concat, is Residual:
+            for child in layer.children { _ = try describe(child.layer, path: join(path, child.name), input: input, into: &list) }
+            return try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
+        default:
+            let out = try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
+            list.append(LayerInfo(path: path, summary: layer.summary, outputShape: out,
+                                  parameterCount: layer.parameters.reduce(0) { $0 + $1.shape.count },
+                                  flops: layer.flops(for: input)))
+            return out
+        }
+    }
+
+    private func firstConvolution(_ layer: any Layer) -> Conv2d? {
+        if let conv = layer as? Conv2d { return conv }
+        if let seq = layer as? Sequential, let first = seq.children.first { return firstConvolution(first.layer) }
+        return nil
+    }
+}
+
+/// `a.b` for a key path, skipping empty or missing parts.
+func join(_ path: String, _ name: String?) -> String {
+    guard let name, !name.isEmpty else { return path }
+    return path.isEmpty ? name : "\(path).\(name)"
+}

@@ -1,0 +1,160 @@
+/// Max or average pooling with square kernel, stride and padding, in PyTorch's semantics:
+/// padding counts as −∞ for max and as zeros in the average (count_include_pad).
+public final class Pool2d: Layer {
+    public enum Kind: String, Sendable { case max = "MaxPool2d", average = "AvgPool2d" }
+
+    public let kind: Kind
+    public let window: Window2D
+    private var output: Tensor?, gradInput: Tensor?
+    /// For max pooling, the flat input index that won each output (within its plane).
+    private var argmax: UnsafeMutablePointer<Int32>?
+    private var argmaxCount = 0
+
+    public init(_ kind: Kind, kernel: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kind = kind
+        window = Window2D(kernel: kernel, stride: stride ?? kernel, padding: padding)
+    }
+
+    deinit { argmax?.deallocate() }
+
+    public var summary: String { "\(kind.rawValue)(k\(window.kernel) s\(window.stride) p\(window.padding))" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        guard input.rank == 4 else { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
+        let h = window.outputSide(input[2]), w = window.outputSide(input[3])
+        guard h > 0 && w > 0 else {
+            throw ShapeError(layer: summary, "input \(input[2])×\(input[3]) is too small for a \(window.kernel)×\(window.kernel) window")
+        }
+        return Shape(input[0], input[1], h, w)
+    }
+
+    public func flops(for input: Shape) -> Int {
+        guard let out = try? outputShape(for: input) else { return 0 }
+        return out.count * window.kernel * window.kernel
+    }
+
+    // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        let planes = input.shape[0] * input.shape[1], h = input.shape[2], w = input.shape[3]
+        let outH = window.outputSide(h), outW = window.outputSide(w)
+        let y = Tensor.reuse(&output, shape: Shape(input.shape[0], input.shape[1], outH, outW))
+        let k = window.kernel, s = window.stride, p = window.padding
+        if kind == .max && argmaxCount < y.count {
+            argmax?.deallocate()
+            argmax = .allocate(capacity: y.count)
+            argmaxCount = y.count
+        }
+        let divisor = Float(k * k)
+        for plane in 0..<planes {
+            let x = input.data + plane * h * w, out = y.data + plane * outH * outW
+            for oy in 0..<outH {
+                let y0 = oy * s - p, yStart = max(y0, 0), yEnd = min(y0 + k, h)
+                for ox in 0..<outW {
+                    let x0 = ox * s - p, xStart = max(x0, 0), xEnd = min(x0 + k, w)
+                    let o = oy * outW + ox
+                    switch kind {
+                    case .max:
+                        var best = -Float.infinity, at = -1
+                        for iy in yStart..<yEnd {
+                            for ix in xStart..<xEnd where x[iy * w + ix] > best || x[iy * w + ix].isNaN || at < 0 {
+                                best = x[iy * w + ix]
+                                at = iy * w + ix
+                            }
+                        }
+                        out[o] = best
+                        argmax![plane * outH * outW + o] = Int32(at)
+                    case .average:
+                        var sum: Float = 0
+                        for iy in yStart..<yEnd {
+                            for ix in xStart..<xEnd { sum += x[iy * w + ix] }
+                        }
+                        out[o] = sum / divisor
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        let planes = input.shape[0] * input.shape[1], h = input.shape[2], w = input.shape[3]
+        let outH = gradOutput.shape[2], outW = gradOutput.shape[3]
+        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        dx.fill(0)
+        let k = window.kernel, s = window.stride, p = window.padding
+        let divisor = Float(k * k)
+        for plane in 0..<planes {
+            let g = dx.data + plane * h * w, dy = gradOutput.data + plane * outH * outW
+            switch kind {
+            case .max:
+                let winners = argmax! + plane * outH * outW
+                for o in 0..<(outH * outW) { g[Int(winners[o])] += dy[o] }
+            case .average:
+                for oy in 0..<outH {
+                    let y0 = oy * s - p, yStart = max(y0, 0), yEnd = min(y0 + k, h)
+                    for ox in 0..<outW {
+                        let x0 = ox * s - p, xStart = max(x0, 0), xEnd = min(x0 + k, w)
+                        let share = dy[oy * outW + ox] / divisor
+                        for iy in yStart..<yEnd {
+                            for ix in xStart..<xEnd { g[iy * w + ix] += share }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
+
+/// Average over each whole feature map: (N, C, H, W) -> (N, C, 1, 1), as
+/// `adaptive_avg_pool2d(x, 1)`.
+public final class GlobalAvgPool: Layer {
+    private var output: Tensor?, gradInput: Tensor?
+
+    public init() {}
+
+    public var summary: String { "GlobalAvgPool" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        guard input.rank == 4 else { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
+        return Shape(input[0], input[1], 1, 1)
+    }
+
+    public func flops(for input: Shape) -> Int { input.count }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
+        let y = Tensor.reuse(&output, shape: Shape(input.shape[0], input.shape[1], 1, 1))
+        for plane in 0..<planes {
+            let x = input.data + plane * area
+            var sum: Double = 0
+            for i in 0..<area { sum += Double(x[i]) }
+            y.data[plane] = Float(sum / Double(area))
+        }
+        return y
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
+        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        for plane in 0..<planes {
+            dx.data.advanced(by: plane * area).update(repeating: gradOutput.data[plane] / Float(area), count: area)
+        }
+        return dx
+    }
+}
+
+/// (N, C, H, W) -> (N, C·H·W), sharing memory with its input.
+public final class Flatten: Layer {
+    public init() {}
+
+    public var summary: String { "Flatten" }
+    public func outputShape(for input: Shape) throws -> Shape { Shape(input[0], input.itemCount) }
+    public func flops(for input: Shape) -> Int { 0 }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        input.reshaped(Shape(input.shape[0], input.shape.itemCount))
+    }
+
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor { gradOutput.reshaped(input.shape) }
+}

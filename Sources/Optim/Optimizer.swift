@@ -1,0 +1,108 @@
+import Foundation
+import NN
+
+/// Updates parameters in place from their gradients, both held in flat buffers of equal
+/// length (a `Network`'s `parameterStorage` and `gradientStorage`).
+public protocol Optimizer: AnyObject {
+    var learningRate: Float { get set }
+    /// Optimizer steps taken so far.
+    var stepCount: Int { get }
+    /// Per-parameter state by PyTorch's slot name ("momentum_buffer", "exp_avg", "exp_avg_sq"),
+    /// each as long as the parameter buffer; empty until the first step creates it.
+    var slots: [(name: String, storage: Storage)] { get }
+    func step()
+}
+
+// MARK: - SGD
+
+/// Stochastic gradient descent with PyTorch's update rule:
+/// g ← g + λ·p; b ← g on the first step, then b ← μ·b + g; g ← g + μ·b (Nesterov) or b; p ← p − η·g.
+public final class SGD: Optimizer {
+    public var learningRate: Float
+    public let momentum: Float, weightDecay: Float, nesterov: Bool
+    public private(set) var stepCount = 0
+    private let values: Storage, gradients: Storage
+    private var momentumBuffer: Storage?
+
+    public init(values: Storage, gradients: Storage, learningRate: Float, momentum: Float = 0,
+                weightDecay: Float = 0, nesterov: Bool = false) {
+        precondition(values.count == gradients.count, "parameter and gradient buffers differ in length")
+        precondition(!nesterov || momentum > 0, "Nesterov momentum needs momentum > 0")
+        self.values = values
+        self.gradients = gradients
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+    }
+
+    public var slots: [(name: String, storage: Storage)] { momentumBuffer.map { [("momentum_buffer", $0)] } ?? [] }
+
+    public func step() {
+        let p = values.base, g = gradients.base, n = values.count
+        let lr = learningRate, wd = weightDecay, mu = momentum
+        if mu == 0 {
+            for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
+        } else {
+            let first = momentumBuffer == nil
+            if first { momentumBuffer = Storage(count: n) }
+            let b = momentumBuffer!.base
+            for i in 0..<n {
+                var d = g[i] + wd * p[i]
+                b[i] = first ? d : mu * b[i] + d
+                d = nesterov ? d + mu * b[i] : b[i]
+                p[i] -= lr * d
+            }
+        }
+        stepCount += 1
+    }
+}
+
+// MARK: - Adam and AdamW
+
+/// Adam (Kingma & Ba, 2015) with PyTorch's update, and AdamW (Loshchilov & Hutter, 2019)
+/// whose weight decay shrinks the parameters directly instead of joining the gradient.
+public final class Adam: Optimizer {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    /// AdamW's decoupled weight decay when true; Adam's L2 penalty when false.
+    public let decoupled: Bool
+    public private(set) var stepCount = 0
+    private let values: Storage, gradients: Storage
+    private let expAvg: Storage, expAvgSq: Storage
+
+    public init(values: Storage, gradients: Storage, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
+                eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+        precondition(values.count == gradients.count, "parameter and gradient buffers differ in length")
+        self.values = values
+        self.gradients = gradients
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
+        expAvg = Storage(count: values.count)
+        expAvgSq = Storage(count: values.count)
+    }
+
+    public var slots: [(name: String, storage: Storage)] {
+        stepCount == 0 ? [] : [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)]
+    }
+
+    public func step() {
+        stepCount += 1
+        let p = values.base, g = gradients.base, m = expAvg.base, v = expAvgSq.base
+        let lr = learningRate, wd = weightDecay, b1 = beta1, b2 = beta2
+        let t = Float(stepCount)
+        let correction1 = 1 - powf(b1, t), correction2Root = (1 - powf(b2, t)).squareRoot()
+        let stepSize = lr / correction1
+        for i in 0..<values.count {
+            var grad = g[i]
+            if decoupled { p[i] *= 1 - lr * wd } else { grad += wd * p[i] }
+            m[i] += (grad - m[i]) * (1 - b1)
+            v[i] = b2 * v[i] + (1 - b2) * grad * grad
+            p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        }
+    }
+}

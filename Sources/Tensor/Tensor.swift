@@ -1,0 +1,75 @@
+/// Float32 memory owned by one allocation, or a view into another `Storage`.
+/// A class, so layers, parameters and the flat parameter buffer share memory without copies.
+public final class Storage: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Float>
+    public let count: Int
+    private let owner: Storage?
+
+    /// Fresh zeroed memory for `count` floats.
+    public init(count: Int) {
+        base = .allocate(capacity: max(count, 1))
+        base.initialize(repeating: 0, count: max(count, 1))
+        self.count = count
+        owner = nil
+    }
+
+    /// A window of `count` floats starting at `offset` in `storage`; keeps `storage` alive.
+    public init(viewing storage: Storage, offset: Int, count: Int) {
+        precondition(offset >= 0 && offset + count <= storage.count, "view out of bounds")
+        base = storage.base + offset
+        self.count = count
+        owner = storage
+    }
+
+    deinit { if owner == nil { base.deallocate() } }
+}
+
+/// A dense row-major float32 tensor (activations are NCHW). Copying a `Tensor` copies
+/// the reference, not the data.
+public struct Tensor: @unchecked Sendable {
+    public private(set) var shape: Shape
+    public let storage: Storage
+
+    public init(zeros shape: Shape) {
+        self.shape = shape
+        storage = Storage(count: shape.count)
+    }
+
+    public init(shape: Shape, values: [Float]) {
+        precondition(values.count == shape.count, "\(values.count) values for shape \(shape)")
+        self.init(zeros: shape)
+        values.withUnsafeBufferPointer { storage.base.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public init(shape: Shape, storage: Storage) {
+        precondition(storage.count == shape.count, "storage of \(storage.count) for shape \(shape)")
+        self.shape = shape
+        self.storage = storage
+    }
+
+    public var count: Int { shape.count }
+    public var data: UnsafeMutablePointer<Float> { storage.base }
+    public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: storage.base, count: shape.count) }
+    public var array: [Float] { Array(buffer) }
+
+    /// The same memory under another shape of equal size.
+    public func reshaped(_ newShape: Shape) -> Tensor {
+        precondition(newShape.count == shape.count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: newShape, storage: storage)
+    }
+
+    public func fill(_ value: Float) { data.update(repeating: value, count: count) }
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    /// Returns `cached` when it already has `shape`, otherwise a new zeroed tensor stored in
+    /// `cached`: how layers keep their buffers across steps without allocating.
+    public static func reuse(_ cached: inout Tensor?, shape: Shape) -> Tensor {
+        if let t = cached, t.shape == shape { return t }
+        let t = Tensor(zeros: shape)
+        cached = t
+        return t
+    }
+}
