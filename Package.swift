@@ -3,6 +3,10 @@ import PackageDescription
 
 // Lower layers never import higher ones:
 // C libraries -> Tensor -> NN -> Models / Optim; HDF5 stands beside them for checkpoints and fixtures.
+/// `CNN_TRAIN_FLOAT64=1 swift test --scratch-path .build-float64` builds every tensor as
+/// float64 (see Sources/Tensor/Real.swift).
+let realSettings: [SwiftSetting] = Context.environment["CNN_TRAIN_FLOAT64"] == "1" ? [.define("CNN_FLOAT64")] : []
+
 let package = Package(
     name: "cnn-train",
     platforms: [.macOS(.v13)],
@@ -26,7 +30,7 @@ let package = Package(
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
 
         // MARK: - Swift modules
-        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: realSettings),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),

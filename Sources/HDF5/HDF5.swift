@@ -311,6 +311,11 @@ public final class HDF5Dataset: HDF5Object {
         return values
     }
 
+    /// The values converted to the tensor scalar type of this build.
+    public func readReals<R: BinaryFloatingPoint>(as type: R.Type = R.self) throws -> [R] {
+        MemoryLayout<R>.size == 8 ? try readDoubles().map { R($0) } : try readFloats().map { R($0) }
+    }
+
     public func readFloats() throws -> [Float] { try read(cnn_h5t_native_float(), zero: 0, what: "float32") }
     public func readDoubles() throws -> [Double] { try read(cnn_h5t_native_double(), zero: 0, what: "float64") }
     public func readInt64s() throws -> [Int64] { try read(cnn_h5t_native_int64(), zero: 0, what: "int64") }

@@ -3,7 +3,7 @@
 // input, dropout 0.5 in the classifier.
 import NN
 
-func alexNet(inputChannels: Int, classes: Int, dropout: Float = 0.5) -> Sequential {
+func alexNet(inputChannels: Int, classes: Int, dropout: Real = 0.5) -> Sequential {
     Sequential([
         named("conv1", conv(inputChannels, 96, 11, stride: 4, padding: 1)), plain(relu()), plain(maxPool(3, 2)),
         named("conv2", conv(96, 256, 5, padding: 2)), plain(relu()), plain(maxPool(3, 2)),

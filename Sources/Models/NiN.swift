@@ -10,7 +10,7 @@ private func ninBlock(_ cin: Int, _ cout: Int, _ k: Int, stride: Int, padding: I
     ])
 }
 
-func nin(inputChannels: Int, classes: Int, dropout: Float = 0.5) -> Sequential {
+func nin(inputChannels: Int, classes: Int, dropout: Real = 0.5) -> Sequential {
     Sequential([
         named("block1", ninBlock(inputChannels, 96, 11, stride: 4, padding: 0)), plain(maxPool(3, 2)),
         named("block2", ninBlock(96, 256, 5, stride: 1, padding: 2)), plain(maxPool(3, 2)),

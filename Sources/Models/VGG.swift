@@ -3,7 +3,7 @@
 // `ratio` (D2L trains ratio 4 on Fashion-MNIST).
 import NN
 
-func vgg11(inputChannels: Int, classes: Int, ratio: Int = 4, dropout: Float = 0.5) -> Sequential {
+func vgg11(inputChannels: Int, classes: Int, ratio: Int = 4, dropout: Real = 0.5) -> Sequential {
     let arch = [(1, 64), (1, 128), (2, 256), (2, 512), (2, 512)]
     var children: [Child] = []
     var cin = inputChannels

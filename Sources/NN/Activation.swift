@@ -20,9 +20,9 @@ public final class Activation: Layer {
         let x = input.data, out = y.data, n = input.count
         switch kind {
         case .relu: for i in 0..<n { out[i] = max(x[i], 0) }
-        case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + expf(-x[i])) }
-        case .tanh: for i in 0..<n { out[i] = tanhf(x[i]) }
-        case .gelu: for i in 0..<n { out[i] = 0.5 * x[i] * (1 + erff(x[i] * Float(0.5.squareRoot()))) }
+        case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + exp(-x[i])) }
+        case .tanh: for i in 0..<n { out[i] = tanh(x[i]) }
+        case .gelu: for i in 0..<n { out[i] = 0.5 * x[i] * (1 + erf(x[i] * Real(0.5.squareRoot()))) }
         }
         return y
     }
@@ -41,10 +41,10 @@ public final class Activation: Layer {
             let y = output!.data
             for i in 0..<n { g[i] = dy[i] * (1 - y[i] * y[i]) }
         case .gelu:
-            let invSqrt2 = Float(0.5.squareRoot()), invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
+            let invSqrt2 = Real(0.5.squareRoot()), invSqrt2Pi = Real(1 / (2 * Double.pi).squareRoot())
             for i in 0..<n {
-                let cdf = 0.5 * (1 + erff(x[i] * invSqrt2))
-                let pdf = invSqrt2Pi * expf(-0.5 * x[i] * x[i])
+                let cdf = 0.5 * (1 + erf(x[i] * invSqrt2))
+                let pdf = invSqrt2Pi * exp(-0.5 * x[i] * x[i])
                 g[i] = dy[i] * (cdf + x[i] * pdf)
             }
         }

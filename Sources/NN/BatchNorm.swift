@@ -12,7 +12,7 @@ public protocol BatchStatisticsReducer: AnyObject {
 /// statistics.
 public final class BatchNorm: Layer {
     public let channels: Int
-    public let eps: Float, momentum: Float
+    public let eps: Real, momentum: Real
     public let weight: Parameter, bias: Parameter
     public let runningMean: Tensor, runningVar: Tensor
     public var numBatchesTracked: Int64 = 0
@@ -21,12 +21,12 @@ public final class BatchNorm: Layer {
 
     private var output: Tensor?, gradInput: Tensor?
     /// Per channel: the mean and 1/σ used by the last forward.
-    private let mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>
+    private let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
     /// Scratch for per-channel sums; two slots per channel plus the element count.
     private let sums: UnsafeMutableBufferPointer<Double>
     private var lastMode = Mode.training
 
-    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
+    public init(_ channels: Int, eps: Real = 1e-5, momentum: Real = 0.1) {
         self.channels = channels
         self.eps = eps
         self.momentum = momentum
@@ -88,16 +88,16 @@ public final class BatchNorm: Layer {
             for c in 0..<channels {
                 let mu = sums[c] / count
                 let variance = max(sums[channels + c] / count - mu * mu, 0)
-                mean[c] = Float(mu)
-                invStd[c] = Float(1 / (variance + Double(eps)).squareRoot())
-                runningMean.data[c] = Float((1 - m) * Double(runningMean.data[c]) + m * mu)
-                runningVar.data[c] = Float((1 - m) * Double(runningVar.data[c]) + m * variance * unbiased)
+                mean[c] = Real(mu)
+                invStd[c] = Real(1 / (variance + Double(eps)).squareRoot())
+                runningMean.data[c] = Real((1 - m) * Double(runningMean.data[c]) + m * mu)
+                runningVar.data[c] = Real((1 - m) * Double(runningVar.data[c]) + m * variance * unbiased)
             }
             numBatchesTracked += 1
         } else {
             for c in 0..<channels {
                 mean[c] = runningMean.data[c]
-                invStd[c] = Float(1 / (Double(runningVar.data[c]) + Double(eps)).squareRoot())
+                invStd[c] = Real(1 / (Double(runningVar.data[c]) + Double(eps)).squareRoot())
             }
         }
         let gamma = weight.value.data, beta = bias.value.data
@@ -126,8 +126,8 @@ public final class BatchNorm: Layer {
                     sumDyXhat += Double(dy[j]) * Double((x[j] - mu) * inv)
                 }
             }
-            weight.grad.data[c] += Float(sumDyXhat)
-            bias.grad.data[c] += Float(sumDy)
+            weight.grad.data[c] += Real(sumDyXhat)
+            bias.grad.data[c] += Real(sumDy)
             sums[c] = sumDy
             sums[channels + c] = sumDyXhat
         }
@@ -138,7 +138,7 @@ public final class BatchNorm: Layer {
             let count = sums[2 * channels]
             for c in 0..<channels {
                 let mu = mean[c], inv = invStd[c], scale = gamma[c] * inv
-                let meanDy = Float(sums[c] / count), meanDyXhat = Float(sums[channels + c] / count)
+                let meanDy = Real(sums[c] / count), meanDyXhat = Real(sums[channels + c] / count)
                 for i in 0..<n {
                     let x = input.data + (i * channels + c) * area, dy = gradOutput.data + (i * channels + c) * area
                     let g = dx.data + (i * channels + c) * area

@@ -57,7 +57,7 @@ public final class Conv2d: Layer {
         for i in 0..<n {
             let image = input.data + i * inChannels * h * w
             let out = y.data + i * outChannels * plane
-            var b: UnsafePointer<Float> = UnsafePointer(image)
+            var b: UnsafePointer<Real> = UnsafePointer(image)
             if let col {
                 im2col(image, channels: inChannels, height: h, width: w, window: window, into: col.data)
                 b = UnsafePointer(col.data)
@@ -84,7 +84,7 @@ public final class Conv2d: Layer {
             let image = input.data + i * inChannels * h * w
             let dy = gradOutput.data + i * outChannels * plane
             // dW += dY · colsᵀ
-            var cols: UnsafePointer<Float> = UnsafePointer(image)
+            var cols: UnsafePointer<Real> = UnsafePointer(image)
             if let col {
                 im2col(image, channels: inChannels, height: h, width: w, window: window, into: col.data)
                 cols = UnsafePointer(col.data)
@@ -97,7 +97,7 @@ public final class Conv2d: Layer {
                     let row = dy + o * plane
                     var s: Double = 0
                     for j in 0..<plane { s += Double(row[j]) }
-                    db[o] += Float(s)
+                    db[o] += Real(s)
                 }
             }
             guard computesInputGradient else { continue }

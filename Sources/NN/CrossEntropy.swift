@@ -4,7 +4,7 @@ import Foundation
 /// with optional label smoothing (PyTorch's: the target puts 1−ε on the label and ε/K on
 /// every class). Computed through log-softmax, so large logits cannot overflow.
 public final class SoftmaxCrossEntropy {
-    public var labelSmoothing: Float
+    public var labelSmoothing: Real
     private var gradient: Tensor?
 
     public struct Result {
@@ -16,7 +16,7 @@ public final class SoftmaxCrossEntropy {
         public var gradient: Tensor
     }
 
-    public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }
+    public init(labelSmoothing: Real = 0) { self.labelSmoothing = labelSmoothing }
 
     /// `normalizer` is what the summed loss is divided by: the batch size by default, the
     /// global batch when replicas share one step.
@@ -47,7 +47,7 @@ public final class SoftmaxCrossEntropy {
                 let logP = Double(row[j]) - logZ
                 sumLogP += logP
                 let target = (j == label ? 1 - eps : 0) + eps / Double(k)
-                grad[j] = Float((exp(logP) - target) * scale)
+                grad[j] = Real((exp(logP) - target) * scale)
             }
             lossSum += -(1 - eps) * (Double(row[label]) - logZ) - eps / Double(k) * sumLogP
         }

@@ -2,7 +2,7 @@
 /// Dropout2d) is zeroed with probability `probability` and the rest scaled by 1/(1−p).
 /// Evaluation, and p = 0, pass the input through.
 public final class Dropout: Layer {
-    public var probability: Float
+    public var probability: Real
     public let channelwise: Bool
     public var generator: SeededGenerator
 
@@ -10,7 +10,7 @@ public final class Dropout: Layer {
     /// Whether the last forward applied a mask (training with p > 0).
     private var masked = false
 
-    public init(_ probability: Float, channelwise: Bool = false, seed: UInt64 = 0) {
+    public init(_ probability: Real, channelwise: Bool = false, seed: UInt64 = 0) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
         self.probability = probability
         self.channelwise = channelwise
@@ -33,7 +33,7 @@ public final class Dropout: Layer {
         let group = channelwise ? input.shape[2] * input.shape[3] : 1
         var i = 0
         while i < input.count {
-            let v: Float = generator.nextUnitFloat() < keep ? scale : 0
+            let v: Real = generator.nextUnit() < keep ? scale : 0
             m.data.advanced(by: i).update(repeating: v, count: group)
             i += group
         }

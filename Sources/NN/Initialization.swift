@@ -15,11 +15,11 @@ extension Network {
             let v = p.value
             switch p.role {
             case let .weight(fanIn, fanOut):
-                let bound: Float = scheme == .xavier
-                    ? (6 / Float(fanIn + fanOut)).squareRoot() : 1 / Float(fanIn).squareRoot()
+                let bound: Real = scheme == .xavier
+                    ? (6 / Real(fanIn + fanOut)).squareRoot() : 1 / Real(fanIn).squareRoot()
                 for i in 0..<v.count { v.data[i] = rng.uniform(-bound, bound) }
             case let .bias(fanIn):
-                let bound = 1 / Float(fanIn).squareRoot()
+                let bound = 1 / Real(fanIn).squareRoot()
                 for i in 0..<v.count { v.data[i] = rng.uniform(-bound, bound) }
             case .scale: v.fill(1)
             case .shift: v.fill(0)

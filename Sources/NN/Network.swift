@@ -58,7 +58,7 @@ public final class Network {
     public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }
 
     /// Sets every dropout probability (0 disables dropout).
-    public func setDropout(_ probability: Float) { for d in dropouts { d.probability = probability } }
+    public func setDropout(_ probability: Real) { for d in dropouts { d.probability = probability } }
 
     /// Gives every dropout layer its own stream derived from `seed`.
     public func seedDropout(_ seed: UInt64) {

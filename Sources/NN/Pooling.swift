@@ -44,7 +44,7 @@ public final class Pool2d: Layer {
             argmax = .allocate(capacity: y.count)
             argmaxCount = y.count
         }
-        let divisor = Float(k * k)
+        let divisor = Real(k * k)
         for plane in 0..<planes {
             let x = input.data + plane * h * w, out = y.data + plane * outH * outW
             for oy in 0..<outH {
@@ -54,7 +54,7 @@ public final class Pool2d: Layer {
                     let o = oy * outW + ox
                     switch kind {
                     case .max:
-                        var best = -Float.infinity, at = -1
+                        var best = -Real.infinity, at = -1
                         for iy in yStart..<yEnd {
                             for ix in xStart..<xEnd where x[iy * w + ix] > best || x[iy * w + ix].isNaN || at < 0 {
                                 best = x[iy * w + ix]
@@ -64,7 +64,7 @@ public final class Pool2d: Layer {
                         out[o] = best
                         argmax![plane * outH * outW + o] = Int32(at)
                     case .average:
-                        var sum: Float = 0
+                        var sum: Real = 0
                         for iy in yStart..<yEnd {
                             for ix in xStart..<xEnd { sum += x[iy * w + ix] }
                         }
@@ -82,7 +82,7 @@ public final class Pool2d: Layer {
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         dx.fill(0)
         let k = window.kernel, s = window.stride, p = window.padding
-        let divisor = Float(k * k)
+        let divisor = Real(k * k)
         for plane in 0..<planes {
             let g = dx.data + plane * h * w, dy = gradOutput.data + plane * outH * outW
             switch kind {
@@ -129,7 +129,7 @@ public final class GlobalAvgPool: Layer {
             let x = input.data + plane * area
             var sum: Double = 0
             for i in 0..<area { sum += Double(x[i]) }
-            y.data[plane] = Float(sum / Double(area))
+            y.data[plane] = Real(sum / Double(area))
         }
         return y
     }
@@ -138,7 +138,7 @@ public final class GlobalAvgPool: Layer {
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         for plane in 0..<planes {
-            dx.data.advanced(by: plane * area).update(repeating: gradOutput.data[plane] / Float(area), count: area)
+            dx.data.advanced(by: plane * area).update(repeating: gradOutput.data[plane] / Real(area), count: area)
         }
         return dx
     }

@@ -4,7 +4,7 @@ import NN
 /// Updates parameters in place from their gradients, both held in flat buffers of equal
 /// length (a `Network`'s `parameterStorage` and `gradientStorage`).
 public protocol Optimizer: AnyObject {
-    var learningRate: Float { get set }
+    var learningRate: Real { get set }
     /// Optimizer steps taken so far.
     var stepCount: Int { get }
     /// Per-parameter state by PyTorch's slot name ("momentum_buffer", "exp_avg", "exp_avg_sq"),
@@ -18,14 +18,14 @@ public protocol Optimizer: AnyObject {
 /// Stochastic gradient descent with PyTorch's update rule:
 /// g ← g + λ·p; b ← g on the first step, then b ← μ·b + g; g ← g + μ·b (Nesterov) or b; p ← p − η·g.
 public final class SGD: Optimizer {
-    public var learningRate: Float
-    public let momentum: Float, weightDecay: Float, nesterov: Bool
+    public var learningRate: Real
+    public let momentum: Real, weightDecay: Real, nesterov: Bool
     public private(set) var stepCount = 0
     private let values: Storage, gradients: Storage
     private var momentumBuffer: Storage?
 
-    public init(values: Storage, gradients: Storage, learningRate: Float, momentum: Float = 0,
-                weightDecay: Float = 0, nesterov: Bool = false) {
+    public init(values: Storage, gradients: Storage, learningRate: Real, momentum: Real = 0,
+                weightDecay: Real = 0, nesterov: Bool = false) {
         precondition(values.count == gradients.count, "parameter and gradient buffers differ in length")
         precondition(!nesterov || momentum > 0, "Nesterov momentum needs momentum > 0")
         self.values = values
@@ -63,16 +63,16 @@ public final class SGD: Optimizer {
 /// Adam (Kingma & Ba, 2015) with PyTorch's update, and AdamW (Loshchilov & Hutter, 2019)
 /// whose weight decay shrinks the parameters directly instead of joining the gradient.
 public final class Adam: Optimizer {
-    public var learningRate: Float
-    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public var learningRate: Real
+    public let beta1: Real, beta2: Real, eps: Real, weightDecay: Real
     /// AdamW's decoupled weight decay when true; Adam's L2 penalty when false.
     public let decoupled: Bool
     public private(set) var stepCount = 0
     private let values: Storage, gradients: Storage
     private let expAvg: Storage, expAvgSq: Storage
 
-    public init(values: Storage, gradients: Storage, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
-                eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+    public init(values: Storage, gradients: Storage, learningRate: Real, beta1: Real = 0.9, beta2: Real = 0.999,
+                eps: Real = 1e-8, weightDecay: Real = 0, decoupled: Bool = false) {
         precondition(values.count == gradients.count, "parameter and gradient buffers differ in length")
         self.values = values
         self.gradients = gradients
@@ -94,8 +94,8 @@ public final class Adam: Optimizer {
         stepCount += 1
         let p = values.base, g = gradients.base, m = expAvg.base, v = expAvgSq.base
         let lr = learningRate, wd = weightDecay, b1 = beta1, b2 = beta2
-        let t = Float(stepCount)
-        let correction1 = 1 - powf(b1, t), correction2Root = (1 - powf(b2, t)).squareRoot()
+        let t = Real(stepCount)
+        let correction1 = 1 - pow(b1, t), correction2Root = (1 - pow(b2, t)).squareRoot()
         let stepSize = lr / correction1
         for i in 0..<values.count {
             var grad = g[i]

@@ -8,11 +8,16 @@ public enum BLAS {
     public static func gemm(
         transA: Bool = false, transB: Bool = false,
         m: Int, n: Int, k: Int,
-        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-        b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        alpha: Real = 1, a: UnsafePointer<Real>, lda: Int,
+        b: UnsafePointer<Real>, ldb: Int,
+        beta: Real = 0, c: UnsafeMutablePointer<Real>, ldc: Int
     ) {
-        cblas_sgemm(CblasRowMajor,
+        #if CNN_FLOAT64
+        let gemm = cblas_dgemm
+        #else
+        let gemm = cblas_sgemm
+        #endif
+        gemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
@@ -20,8 +25,12 @@ public enum BLAS {
 
     /// y += alpha · x
     @inline(__always)
-    public static func axpy(_ n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    public static func axpy(_ n: Int, alpha: Real, x: UnsafePointer<Real>, y: UnsafeMutablePointer<Real>) {
+        #if CNN_FLOAT64
+        cblas_daxpy(blasint(n), alpha, x, 1, y, 1)
+        #else
         cblas_saxpy(blasint(n), alpha, x, 1, y, 1)
+        #endif
     }
 
     /// The number of threads OpenBLAS uses for one call.

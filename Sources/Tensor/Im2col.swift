@@ -21,8 +21,8 @@ public struct Window2D: Hashable, Sendable {
 /// Unfolds one image into the column matrix of a convolution.
 /// image: (C, H, W); columns: (C·k·k, Ho·Wo), zero where the window covers padding.
 public func im2col(
-    _ image: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-    window: Window2D, into columns: UnsafeMutablePointer<Float>
+    _ image: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
+    window: Window2D, into columns: UnsafeMutablePointer<Real>
 ) {
     let k = window.kernel, s = window.stride, p = window.padding
     let outH = window.outputSide(height), outW = window.outputSide(width)
@@ -61,8 +61,8 @@ public func im2col(
 /// Folds a column matrix back onto an image, summing overlaps: the adjoint of `im2col`.
 /// columns: (C·k·k, Ho·Wo); image: (C, H, W), accumulated into (zero it first for a plain fold).
 public func col2im(
-    _ columns: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-    window: Window2D, into image: UnsafeMutablePointer<Float>
+    _ columns: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
+    window: Window2D, into image: UnsafeMutablePointer<Real>
 ) {
     let k = window.kernel, s = window.stride, p = window.padding
     let outH = window.outputSide(height), outW = window.outputSide(width)

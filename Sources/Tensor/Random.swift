@@ -31,19 +31,19 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
-    /// Uniform in [0, 1) with 24 random bits, exactly representable as Float.
+    /// Uniform in [0, 1) with 24 random bits, so float32 and float64 builds draw the same values.
     @inline(__always)
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+    public mutating func nextUnit() -> Real { Real(next() >> 40) * (1.0 / 16_777_216.0) }
 
     /// Uniform in [low, high).
     @inline(__always)
-    public mutating func uniform(_ low: Float, _ high: Float) -> Float { low + (high - low) * nextUnitFloat() }
+    public mutating func uniform(_ low: Real, _ high: Real) -> Real { low + (high - low) * nextUnit() }
 
     /// Standard normal by Box–Muller.
-    public mutating func normal() -> Float {
+    public mutating func normal() -> Real {
         let u1 = max(Double(next() >> 11) * 0x1.0p-53, .leastNonzeroMagnitude)
         let u2 = Double(next() >> 11) * 0x1.0p-53
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+        return Real((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
     }
 
     /// The generator's full state, for checkpoints.

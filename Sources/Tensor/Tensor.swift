@@ -1,7 +1,7 @@
 /// Float32 memory owned by one allocation, or a view into another `Storage`.
 /// A class, so layers, parameters and the flat parameter buffer share memory without copies.
 public final class Storage: @unchecked Sendable {
-    public let base: UnsafeMutablePointer<Float>
+    public let base: UnsafeMutablePointer<Real>
     public let count: Int
     private let owner: Storage?
 
@@ -35,7 +35,7 @@ public struct Tensor: @unchecked Sendable {
         storage = Storage(count: shape.count)
     }
 
-    public init(shape: Shape, values: [Float]) {
+    public init(shape: Shape, values: [Real]) {
         precondition(values.count == shape.count, "\(values.count) values for shape \(shape)")
         self.init(zeros: shape)
         values.withUnsafeBufferPointer { storage.base.update(from: $0.baseAddress!, count: values.count) }
@@ -48,9 +48,9 @@ public struct Tensor: @unchecked Sendable {
     }
 
     public var count: Int { shape.count }
-    public var data: UnsafeMutablePointer<Float> { storage.base }
-    public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: storage.base, count: shape.count) }
-    public var array: [Float] { Array(buffer) }
+    public var data: UnsafeMutablePointer<Real> { storage.base }
+    public var buffer: UnsafeMutableBufferPointer<Real> { .init(start: storage.base, count: shape.count) }
+    public var array: [Real] { Array(buffer) }
 
     /// The same memory under another shape of equal size.
     public func reshaped(_ newShape: Shape) -> Tensor {
@@ -58,7 +58,7 @@ public struct Tensor: @unchecked Sendable {
         return Tensor(shape: newShape, storage: storage)
     }
 
-    public func fill(_ value: Float) { data.update(repeating: value, count: count) }
+    public func fill(_ value: Real) { data.update(repeating: value, count: count) }
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy of \(other.shape) into \(shape)")
         data.update(from: other.data, count: count)

@@ -15,7 +15,7 @@ extension HDF5Group {
     /// A dataset as a tensor, in the layout it is stored in.
     func tensor(_ name: String) throws -> Tensor {
         let d = try dataset(name)
-        return Tensor(shape: Shape(d.shape.isEmpty ? [1] : d.shape), values: try d.readFloats())
+        return Tensor(shape: Shape(d.shape.isEmpty ? [1] : d.shape), values: try d.readReals())
     }
 
     func doubles(_ name: String) throws -> [Double] { try dataset(name).readDoubles() }
@@ -23,7 +23,7 @@ extension HDF5Group {
 
 /// Tensor-level relative error: the largest elementwise difference over the largest
 /// expected magnitude (so an element that is near zero is judged at the tensor's scale).
-func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
+func relativeError(_ actual: [Real], _ expected: [Double]) -> Double {
     precondition(actual.count == expected.count, "\(actual.count) values against \(expected.count)")
     var diff = 0.0, scale = 0.0
     for (a, e) in zip(actual, expected) {
@@ -33,8 +33,14 @@ func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
     return scale == 0 ? diff : diff / scale
 }
 
+/// Asserts the tensor-level relative error is within `tolerance`, and returns it.
+@discardableResult
 func assertClose(_ actual: Tensor, _ expected: [Double], within tolerance: Double, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
+                 file: StaticString = #filePath, line: UInt = #line) -> Double {
     let error = relativeError(actual.array, expected)
     XCTAssertLessThanOrEqual(error, tolerance, "\(what): relative error \(error)", file: file, line: line)
+    return error
 }
+
+/// Whether tensors are float64 in this build (see Sources/Tensor/Real.swift).
+let isFloat64Build = MemoryLayout<Real>.size == 8

@@ -3,7 +3,8 @@ import NN
 import Optim
 import XCTest
 
-/// Every case of layers.h5 against our layers, within 1e-4 relative.
+/// Every case of layers.h5 against our layers, within 1e-4 relative. (The float64 build
+/// agrees to ~5e-8 and no closer: the layer file's expected values carry float32 rounding.)
 final class LayerGoldenTests: XCTestCase {
     static let tolerance = 1e-4
 
@@ -82,7 +83,7 @@ final class LayerGoldenTests: XCTestCase {
 
     private func checkBatchNorm(_ g: HDF5Group, _ name: String) throws {
         let channels = try g.dataset("weight").count
-        let bn = BatchNorm(channels, eps: Float(try g.doubleAttribute("eps")), momentum: Float(try g.doubleAttribute("momentum")))
+        let bn = BatchNorm(channels, eps: Real(try g.doubleAttribute("eps")), momentum: Real(try g.doubleAttribute("momentum")))
         try load(bn.weight, g, "weight")
         try load(bn.bias, g, "bias")
         bn.runningMean.copy(from: try g.tensor("running_mean"))
@@ -102,7 +103,7 @@ final class LayerGoldenTests: XCTestCase {
     private func checkCrossEntropy(_ g: HDF5Group, _ name: String) throws {
         let logits = try g.tensor("logits")
         let labels = try g.dataset("labels").readInt64s().map { Int32($0) }
-        let loss = SoftmaxCrossEntropy(labelSmoothing: Float(try g.doubleAttribute("label_smoothing")))
+        let loss = SoftmaxCrossEntropy(labelSmoothing: Real(try g.doubleAttribute("label_smoothing")))
         let result = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0) }
         let expected = try g.doubles("loss")[0]
         let mean = result.lossSum / Double(labels.count)
@@ -112,12 +113,12 @@ final class LayerGoldenTests: XCTestCase {
 
     private func checkOptimizer(_ g: HDF5Group, _ name: String, op: String) throws {
         let start = try g.tensor("param")
-        let grads = try g.dataset("grads").readFloats()
+        let grads: [Real] = try g.dataset("grads").readReals()
         let n = start.count
         let values = Storage(count: n), gradients = Storage(count: n)
         values.base.update(from: start.data, count: n)
-        func attribute(_ key: String, _ fallback: Double) throws -> Float {
-            Float(g.hasAttribute(key) ? try g.doubleAttribute(key) : fallback)
+        func attribute(_ key: String, _ fallback: Double) throws -> Real {
+            Real(g.hasAttribute(key) ? try g.doubleAttribute(key) : fallback)
         }
         let lr = try attribute("lr", 0), wd = try attribute("weight_decay", 0)
         let optimizer: any Optimizer
@@ -126,8 +127,8 @@ final class LayerGoldenTests: XCTestCase {
                             weightDecay: wd, nesterov: try attribute("nesterov", 0) == 1)
         } else {
             let betas = try g.doubleAttributes("betas")
-            optimizer = Adam(values: values, gradients: gradients, learningRate: lr, beta1: Float(betas[0]),
-                             beta2: Float(betas[1]), eps: try attribute("eps", 1e-8), weightDecay: wd,
+            optimizer = Adam(values: values, gradients: gradients, learningRate: lr, beta1: Real(betas[0]),
+                             beta2: Real(betas[1]), eps: try attribute("eps", 1e-8), weightDecay: wd,
                              decoupled: op == "adamw")
         }
         let steps = Int(try g.intAttribute("steps"))

@@ -1,0 +1,144 @@
+import Foundation
+import HDF5
+import Models
+import XCTest
+
+/// Each model of models.h5: one training-mode step (logits, loss, every gradient, running
+/// statistics) and the evaluation-mode logits after it, within 1e-3 relative.
+///
+/// Gradients are compared in the float64 build (`CNN_TRAIN_FLOAT64=1`): with the golden
+/// file's parameters, float32 arithmetic itself moves the early-layer gradients of NiN,
+/// VGG-11, ResNet and DenseNet by 0.1–10% (JAX in float32 does the same), so a float32 run
+/// cannot tell a bug from rounding there. Forward values are compared in both builds.
+final class ModelGoldenTests: XCTestCase {
+    /// The issue's 1e-3 for float32; float64 agrees to ~1e-11, so it is held to 1e-9.
+    static let tolerance = isFloat64Build ? 1e-9 : 1e-3
+    /// The largest relative error seen in the current model, for the summary line.
+    private var worst = 0.0
+
+    func testLeNet() throws { try checkModel("lenet") }
+    func testLeNetBN() throws { try checkModel("lenet-bn") }
+    func testAlexNet() throws { try checkModel("alexnet") }
+    func testVGG11() throws { try checkModel("vgg11") }
+    func testNiN() throws { try checkModel("nin") }
+    func testGoogLeNet() throws { try checkModel("googlenet") }
+    func testResNet18() throws { try checkModel("resnet18") }
+    func testResNet34() throws { try checkModel("resnet34") }
+    func testDenseNet() throws { try checkModel("densenet") }
+
+    func testGoldenFileHoldsExactlyTheSeedModels() throws {
+        let file = try Golden.open("models.h5")
+        XCTAssertEqual(Set(try file.root.memberNames()), Set(ModelZoo.names))
+    }
+
+    /// The golden README's formula: parameter k, element i: phase = sin(0.1·i + 0.7·k + 0.3).
+    static func fillGoldenParameters(_ network: Network, names: [String]) throws {
+        for (k, key) in names.enumerated() {
+            guard let p = network.parameter(key) else { throw HDF5Error("no parameter \(key)") }
+            let v = p.value, dims = p.shape.dims
+            let fanIn = Double(v.count / dims[0])
+            for i in 0..<v.count {
+                let phase = sin(0.1 * Double(i) + 0.7 * Double(k) + 0.3)
+                let value: Double
+                if dims.count >= 2 { value = (3 / fanIn).squareRoot() * phase }
+                else if key.hasSuffix("weight") { value = 1 + 0.1 * phase }
+                else { value = 0.1 * phase }
+                v.data[i] = Real(value)
+            }
+        }
+    }
+
+    private func checkModel(_ name: String) throws {
+        let g = try Golden.open("models.h5").root.group(name)
+        let network = try ModelZoo.make(name)
+        network.setDropout(0)
+
+        // Names and layouts equal the reference state_dict.
+        let names = try g.dataset("param_names").readStrings()
+        let shapes = try g.dataset("param_shapes").readStrings()
+        XCTAssertEqual(network.parameters.map(\.key).sorted(), names.sorted(), "\(name): parameter keys")
+        for (key, shape) in zip(names, shapes) {
+            XCTAssertEqual(network.parameter(key)?.shape.dims.map(String.init).joined(separator: ","), shape, "\(name): \(key) shape")
+        }
+        try Self.fillGoldenParameters(network, names: names)
+
+        let x = try g.tensor("x")
+        let labels = try g.dataset("labels").readInt64s().map { Int32($0) }
+        let logits = network.forward(x, mode: .training)
+        worst = 0
+        note(assertClose(logits, try g.doubles("logits"), within: Self.tolerance, "\(name) logits"))
+        let loss = SoftmaxCrossEntropy()
+        let result = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0) }
+        let expectedLoss = try g.doubles("loss")[0]
+        XCTAssertEqual(result.lossSum / Double(labels.count), expectedLoss, accuracy: Self.tolerance * abs(expectedLoss), "\(name) loss")
+        note(abs(result.lossSum / Double(labels.count) - expectedLoss) / abs(expectedLoss))
+
+        network.zeroGradients()
+        network.backward(x, result.gradient)
+        let grads = try g.group("grads")
+        for key in names where isFloat64Build {
+            let golden = try grads.group(key)
+            if key.hasSuffix(".bias"), let weightKey = Optional(key.dropLast(4) + "weight"),
+               try isExactlyZero(golden, comparedTo: grads.group(String(weightKey))) {
+                try checkVanishingGradient(network.parameter(key)!.grad, weight: network.parameter(String(weightKey))!.grad,
+                                           "\(name) \(key)")
+            } else {
+                try checkGradient(network.parameter(key)!.grad, golden, "\(name) \(key)")
+            }
+        }
+
+        let buffers = try g.group("buffers_after")
+        for (key, bn) in network.batchNorms {
+            note(assertClose(bn.runningMean, try buffers.doubles("\(key).running_mean"), within: Self.tolerance, "\(name) \(key).running_mean"))
+            note(assertClose(bn.runningVar, try buffers.doubles("\(key).running_var"), within: Self.tolerance, "\(name) \(key).running_var"))
+        }
+        XCTAssertEqual(try buffers.memberNames().count, 2 * network.batchNorms.count, "\(name): every running statistic checked")
+
+        let evalLogits = network.forward(x, mode: .evaluation)
+        note(assertClose(evalLogits, try g.doubles("eval_logits"), within: Self.tolerance, "\(name) eval_logits"))
+        print("golden \(name) (\(isFloat64Build ? "float64, with gradients" : "float32, forward")): largest relative error \(worst)")
+    }
+
+    private func note(_ error: Double) { worst = max(worst, error) }
+
+    /// A bias followed by training-mode batch norm has a gradient of exactly zero (the
+    /// normalization removes any shift); PyTorch's float64 value is then pure roundoff, far
+    /// below its weight's gradient, and no relative comparison with it means anything.
+    private func isExactlyZero(_ bias: HDF5Group, comparedTo weight: HDF5Group) throws -> Bool {
+        try bias.doubles("norm")[0] <= 1e-9 * weight.doubles("norm")[0]
+    }
+
+    /// Ours must vanish to roundoff as well: a wrong bias gradient would be of the order of
+    /// its weight's gradient, ours must be below `tolerance` × 0.1 of it.
+    private func checkVanishingGradient(_ grad: Tensor, weight: Tensor, _ what: String) throws {
+        let norm = l2(grad), weightNorm = l2(weight)
+        XCTAssertLessThanOrEqual(norm, Self.tolerance * 0.1 * weightNorm, "\(what): should vanish, |g| = \(norm)")
+    }
+
+    private func l2(_ t: Tensor) -> Double {
+        var s = 0.0
+        for i in 0..<t.count { s += Double(t.data[i]) * Double(t.data[i]) }
+        return s.squareRoot()
+    }
+
+    /// Norm, sum and sampled values of one gradient.
+    private func checkGradient(_ grad: Tensor, _ g: HDF5Group, _ what: String) throws {
+        var sumSq = 0.0, sum = 0.0, l1 = 0.0
+        for i in 0..<grad.count {
+            let v = Double(grad.data[i])
+            sumSq += v * v
+            sum += v
+            l1 += abs(v)
+        }
+        let norm = sumSq.squareRoot()
+        let expectedNorm = try g.doubles("norm")[0], expectedSum = try g.doubles("sum")[0]
+        let index = try g.dataset("index").readInt64s(), values = try g.doubles("values")
+        XCTAssertEqual(norm, expectedNorm, accuracy: Self.tolerance * expectedNorm, "\(what) norm")
+        // A sum can cancel to near zero: judge it against the magnitude of what was summed.
+        XCTAssertEqual(sum, expectedSum, accuracy: Self.tolerance * l1, "\(what) sum")
+        let sampled = index.map { grad.data[Int($0)] }
+        let error = relativeError(sampled, values)
+        XCTAssertLessThanOrEqual(error, Self.tolerance, "\(what) values")
+        note(max(error, abs(norm - expectedNorm) / expectedNorm))
+    }
+}
