@@ -1,0 +1,122 @@
+import NN
+import XCTest
+
+/// Every layer type's backward against finite differences, on small random shapes.
+final class GradientCheckTests: XCTestCase {
+    private func assertGradients(_ layer: any Layer, _ input: Tensor, mode: Mode = .training, reset: () -> Void = {},
+                                 file: StaticString = #filePath, line: UInt = #line) {
+        let report = GradientChecker.check(layer, input: input, mode: mode, reset: reset)
+        XCTAssertLessThanOrEqual(report.worst, GradientChecker.tolerance,
+                                 "\(layer.summary): worst relative error \(report.worst) at \(report.where_)", file: file, line: line)
+    }
+
+    private func randomize(_ layer: any Layer, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        for p in layer.allParameters { for i in 0..<p.value.count { p.value.data[i] = rng.uniform(-0.5, 0.5) } }
+    }
+
+    func testConv2dOverKernelsStridesAndPadding() {
+        for (k, s, p) in [(3, 1, 1), (3, 2, 0), (1, 1, 0), (1, 2, 0), (5, 2, 2), (2, 1, 0)] {
+            let conv = Conv2d(3, 4, kernel: k, stride: s, padding: p)
+            randomize(conv, seed: 1)
+            assertGradients(conv, Inputs.uniform(Shape(2, 3, 7, 6), seed: 2))
+        }
+    }
+
+    func testLinear() {
+        let linear = Linear(5, 3)
+        randomize(linear, seed: 3)
+        assertGradients(linear, Inputs.uniform(Shape(4, 5), seed: 4))
+    }
+
+    func testActivations() {
+        for kind in [Activation.Kind.relu, .sigmoid, .tanh, .gelu] {
+            assertGradients(Activation(kind), Inputs.separated(Shape(2, 3, 4, 2), seed: 5))
+        }
+    }
+
+    func testPooling() {
+        for (kind, k, s, p) in [(Pool2d.Kind.max, 3, 2, 1), (.max, 2, 2, 0), (.max, 3, 1, 1), (.average, 3, 2, 1), (.average, 2, 2, 0)] {
+            assertGradients(Pool2d(kind, kernel: k, stride: s, padding: p), Inputs.separated(Shape(2, 2, 7, 7), seed: 6))
+        }
+        assertGradients(GlobalAvgPool(), Inputs.uniform(Shape(2, 3, 4, 5), seed: 7))
+    }
+
+    func testBatchNormInTrainingAndEvaluation() {
+        for shape in [Shape(4, 3, 3, 2), Shape(6, 5)] {
+            for mode in [Mode.training, .evaluation] {
+                let bn = BatchNorm(shape[1])
+                randomize(bn, seed: 8)
+                bn.runningMean.fill(0.3)
+                bn.runningVar.fill(1.7)
+                assertGradients(bn, Inputs.uniform(shape, seed: 9), mode: mode)
+            }
+        }
+    }
+
+    func testDropoutReplayingItsMask() {
+        for channelwise in [false, true] {
+            let dropout = Dropout(0.4, channelwise: channelwise)
+            assertGradients(dropout, Inputs.uniform(Shape(2, 3, 3, 3), seed: 10),
+                            reset: { dropout.generator = SeededGenerator(seed: 11) })
+        }
+    }
+
+    func testFlattenAndContainers() {
+        let branchA = Sequential([Child("conv", Conv2d(2, 3, kernel: 3, padding: 1)), Child(nil, Activation(.tanh))])
+        let branchB = Sequential([Child(nil, Pool2d(.average, kernel: 3, stride: 1, padding: 1)),
+                                  Child("conv", Conv2d(2, 2, kernel: 1))])
+        let net = Sequential([
+            Child("concat", Concat([Identity(), branchA, branchB])),
+            Child("res", Residual(body: Sequential([Child("c", Conv2d(7, 7, kernel: 3, padding: 1)), Child("bn", BatchNorm(7))]))),
+            Child("proj", Residual(body: Conv2d(7, 4, kernel: 3, stride: 2, padding: 1),
+                                   shortcut: Child("conv3", Conv2d(7, 4, kernel: 1, stride: 2)))),
+            Child(nil, Flatten()),
+            Child("fc", Linear(4 * 2 * 2, 3)),
+        ])
+        randomize(net, seed: 12)
+        assertGradients(net, Inputs.uniform(Shape(2, 2, 4, 4), seed: 13))
+    }
+
+    func testSoftmaxCrossEntropyWithAndWithoutLabelSmoothing() {
+        for smoothing: Real in [0, 0.1] {
+            let loss = SoftmaxCrossEntropy(labelSmoothing: smoothing)
+            let logits = Inputs.uniform(Shape(3, 5), seed: 14, range: -3...3)
+            let labels: [Int32] = [0, 4, 2]
+            let analytic = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0).gradient.array }
+            for i in 0..<logits.count {
+                let saved = logits.data[i], h = GradientChecker.step
+                logits.data[i] = saved + h
+                let plus = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0).lossSum } / 3
+                logits.data[i] = saved - h
+                let minus = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0).lossSum } / 3
+                logits.data[i] = saved
+                let numeric = (plus - minus) / (2 * Double(h))
+                XCTAssertEqual(Double(analytic[i]), numeric, accuracy: GradientChecker.tolerance * max(abs(numeric), 1e-2),
+                               "smoothing \(smoothing), logit \(i)")
+            }
+        }
+    }
+
+    // MARK: - The checker itself
+
+    /// A sigmoid whose backward forgets the (1 − y) factor: the checker must catch it.
+    private final class WrongSigmoid: Layer {
+        let inner = Activation(.sigmoid)
+        var summary: String { "WrongSigmoid" }
+        func outputShape(for input: Shape) throws -> Shape { input }
+        func flops(for input: Shape) -> Int { 0 }
+        func forward(_ input: Tensor, mode: Mode) -> Tensor { inner.forward(input, mode: mode) }
+        func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+            let y = inner.forward(input, mode: .training)
+            let dx = Tensor(zeros: input.shape)
+            for i in 0..<dx.count { dx.data[i] = gradOutput.data[i] * y.data[i] }
+            return dx
+        }
+    }
+
+    func testCheckerCatchesAWrongBackward() {
+        let report = GradientChecker.check(WrongSigmoid(), input: Inputs.uniform(Shape(2, 3), seed: 15))
+        XCTAssertGreaterThan(report.worst, 10 * GradientChecker.tolerance, "a wrong backward must fail the check by far")
+    }
+}

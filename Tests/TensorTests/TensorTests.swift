@@ -1,0 +1,86 @@
+import Tensor
+import XCTest
+
+final class TensorTests: XCTestCase {
+    func testShapeStoresUpToFourDimensionsInline() {
+        let s = Shape(2, 3, 4, 5)
+        XCTAssertEqual(s.count, 120)
+        XCTAssertEqual(s.itemCount, 60)
+        XCTAssertEqual(s.dims, [2, 3, 4, 5])
+        XCTAssertEqual(Shape([2, 3, 4, 5]), s)
+        XCTAssertNotEqual(Shape(2, 3, 20), Shape(2, 3, 4, 5))
+        XCTAssertEqual(s.withBatch(7), Shape(7, 3, 4, 5))
+        XCTAssertEqual("\(Shape(6, 1, 5, 5))", "6×1×5×5")
+    }
+
+    func testReuseKeepsMemoryForTheSameShapeOnly() {
+        var cache: Tensor?
+        let a = Tensor.reuse(&cache, shape: Shape(2, 3))
+        let b = Tensor.reuse(&cache, shape: Shape(2, 3))
+        XCTAssertTrue(a.storage === b.storage)
+        let c = Tensor.reuse(&cache, shape: Shape(3, 2))
+        XCTAssertFalse(a.storage === c.storage)
+    }
+
+    func testViewsShareTheirParentsMemory() {
+        let parent = Storage(count: 10)
+        let view = Storage(viewing: parent, offset: 4, count: 3)
+        view.base[0] = 5
+        XCTAssertEqual(parent.base[4], 5)
+    }
+
+    func testWindowOutputSideFollowsPyTorch() {
+        XCTAssertEqual(Window2D(kernel: 11, stride: 4, padding: 1).outputSide(224), 54)
+        XCTAssertEqual(Window2D(kernel: 3, stride: 2, padding: 1).outputSide(48), 24)
+        XCTAssertEqual(Window2D(kernel: 5).outputSide(4), 0)
+    }
+
+    /// col2im is the adjoint of im2col: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for any x and c.
+    func testCol2imIsTheAdjointOfIm2col() {
+        var rng = SeededGenerator(seed: 1)
+        for window in [Window2D(kernel: 3, stride: 1, padding: 1), Window2D(kernel: 3, stride: 2, padding: 0),
+                       Window2D(kernel: 5, stride: 2, padding: 2), Window2D(kernel: 2, stride: 1, padding: 0)] {
+            let c = 2, h = 7, w = 6
+            let outH = window.outputSide(h), outW = window.outputSide(w)
+            let rows = c * window.kernel * window.kernel, cols = outH * outW
+            let x = (0..<(c * h * w)).map { _ in rng.uniform(-1, 1) }
+            let y = (0..<(rows * cols)).map { _ in rng.uniform(-1, 1) }
+            var unfolded = [Real](repeating: 0, count: rows * cols)
+            var folded = [Real](repeating: 0, count: c * h * w)
+            im2col(x, channels: c, height: h, width: w, window: window, into: &unfolded)
+            col2im(y, channels: c, height: h, width: w, window: window, into: &folded)
+            let lhs = zip(unfolded, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let rhs = zip(x, folded).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(abs(lhs), 1), "\(window)")
+        }
+    }
+
+    func testIm2colPlacesPaddingAsZeros() {
+        // One 2×2 channel, 3×3 window with padding 1: the centre column is the whole image.
+        var out = [Real](repeating: -1, count: 9 * 4)
+        im2col([1, 2, 3, 4], channels: 1, height: 2, width: 2, window: Window2D(kernel: 3, padding: 1), into: &out)
+        XCTAssertEqual(Array(out[16..<20]), [1, 2, 3, 4])  // kernel position (1, 1)
+        XCTAssertEqual(Array(out[0..<4]), [0, 0, 0, 1])    // kernel position (0, 0)
+    }
+
+    func testGemmMultipliesRowMajor() {
+        let a: [Real] = [1, 2, 3, 4, 5, 6]  // 2×3
+        let b: [Real] = [1, 0, 0, 1, 1, 1]  // 3×2
+        var c = [Real](repeating: 0, count: 4)
+        BLAS.gemm(m: 2, n: 2, k: 3, a: a, lda: 3, b: b, ldb: 2, c: &c, ldc: 2)
+        XCTAssertEqual(c, [4, 5, 10, 11])
+        var ata = [Real](repeating: 0, count: 9)  // Aᵀ·A
+        BLAS.gemm(transA: true, m: 3, n: 3, k: 2, a: a, lda: 3, b: a, ldb: 3, c: &ata, ldc: 3)
+        XCTAssertEqual(ata, [17, 22, 27, 22, 29, 36, 27, 36, 45])
+    }
+
+    func testGeneratorIsReproducible() {
+        var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42)
+        XCTAssertEqual((0..<5).map { _ in a.next() }, (0..<5).map { _ in b.next() })
+        var c = SeededGenerator(state: a.state)
+        XCTAssertEqual(a.next(), c.next())
+        let u = (0..<1000).map { _ in a.nextUnit() }
+        XCTAssertTrue(u.allSatisfy { $0 >= 0 && $0 < 1 })
+        XCTAssertEqual(Double(u.reduce(0, +)) / 1000, 0.5, accuracy: 0.05)
+    }
+}
