@@ -44,7 +44,9 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
+        // Replaces malloc in the test executable to count allocations during a training step.
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         // Every case of PyTorch's golden files (Fixtures/, copied from shared/golden).
         .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5"], exclude: ["Fixtures"]),
     ]
