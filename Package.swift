@@ -26,18 +26,18 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        // What Swift cannot import from those headers: MPI and HDF5 constants that are macros.
-        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+        // What Swift cannot import from those headers: constants that are macros.
+        .target(name: "CMPIShims", dependencies: ["CMPI"]),
+        .target(name: "CHDF5Shims", dependencies: ["CHDF5"]),
 
         // MARK: - Swift modules
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: realSettings),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
-        .target(name: "HDF5", dependencies: ["CHDF5", "CShims"]),
-        .target(name: "Distributed", dependencies: ["CMPI", "CShims"]),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
         .executableTarget(name: "cnn-train", dependencies: [
-            "Models", "Optim", "HDF5", "Distributed",
+            "Models", "Optim", "HDF5", "CMPI", "CMPIShims", "CZlib",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

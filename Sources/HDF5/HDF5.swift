@@ -1,5 +1,5 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 import Foundation
 
 /// A failed HDF5 operation, naming the file and object involved.

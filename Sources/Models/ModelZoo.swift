@@ -16,6 +16,7 @@ public enum ModelZoo {
 
     public struct UnknownModel: Error, CustomStringConvertible {
         public let name: String
+        public init(name: String) { self.name = name }
         public var description: String {
             "unknown model '\(name)'; expected one of: \(ModelZoo.names.joined(separator: ", "))"
         }

@@ -118,7 +118,9 @@ public final class Network {
             for child in layer.children { _ = try describe(child.layer, path: join(path, child.name), input: input, into: &list) }
             return try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
         default:
-            let out = try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
+            // A top-level layer without a key (activation, pooling) is placed by its predecessor.
+            let label = path.isEmpty ? "after \(list.last(where: { !$0.path.hasPrefix("after ") })?.path ?? "input")" : path
+            let out = try withPath(label) { try layer.outputShape(for: input) }
             list.append(LayerInfo(path: path, summary: layer.summary, outputShape: out,
                                   parameterCount: layer.parameters.reduce(0) { $0 + $1.shape.count },
                                   flops: layer.flops(for: input)))

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Models
+
+@main
+struct CNNTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cnn-train",
+        abstract: "Train the classic convolutional networks with data parallelism over MPI.",
+        discussion: "Models: \(ModelZoo.names.joined(separator: ", ")).",
+        subcommands: [ModelsCommand.self, BenchCommand.self, VersionCommand.self]
+    )
+}

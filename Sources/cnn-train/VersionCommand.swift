@@ -1,0 +1,27 @@
+import ArgumentParser
+import CHDF5
+import CMPI
+import CZlib
+import Tensor
+
+/// `cnn-train version`: which C libraries this binary runs on, for bug reports.
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version",
+        abstract: "Print the versions of the libraries cnn-train is linked with."
+    )
+
+    func run() {
+        print("cnn-train 0.1 (tensors: \(MemoryLayout<Real>.size == 8 ? "float64" : "float32"))")
+        print("OpenBLAS: core \(BLAS.coreName), \(BLAS.threads) thread(s)")
+        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+        H5get_libversion(&major, &minor, &release)
+        print("HDF5: \(major).\(minor).\(release)")
+        print("zlib: \(String(cString: zlibVersion()))")
+        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING))
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        let mpi = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        print("MPI: \(mpi.split(separator: "\n").first.map(String.init) ?? mpi)")
+    }
+}
