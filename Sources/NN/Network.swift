@@ -119,7 +119,7 @@ public final class Network {
             return try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
         default:
             // A top-level layer without a key (activation, pooling) is placed by its predecessor.
-            let label = path.isEmpty ? "after \(list.last(where: { !$0.path.hasPrefix("after ") })?.path ?? "input")" : path
+            let label = path.isEmpty ? "after \(list.last(where: { !$0.path.isEmpty })?.path ?? "input")" : path
             let out = try withPath(label) { try layer.outputShape(for: input) }
             list.append(LayerInfo(path: path, summary: layer.summary, outputShape: out,
                                   parameterCount: layer.parameters.reduce(0) { $0 + $1.shape.count },

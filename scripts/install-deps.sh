@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cnn-train builds and runs with, skipping those present.
+# Runs `apt-get update` once, and only when something is missing.
+set -euo pipefail
+
+packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all present (${packages[*]})"
+    exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
