@@ -44,6 +44,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),

@@ -321,16 +321,6 @@ public final class HDF5Dataset: HDF5Object {
     public func readInt64s() throws -> [Int64] { try read(cnn_h5t_native_int64(), zero: 0, what: "int64") }
     public func readBytes() throws -> [UInt8] { try read(cnn_h5t_native_uint8(), zero: 0, what: "uint8") }
 
-    /// Reads straight into caller memory of exactly `count` floats.
-    public func readFloats(into buffer: UnsafeMutableBufferPointer<Float>) throws {
-        guard buffer.count == count else {
-            throw HDF5Error("\(location): holds \(count) values where \(buffer.count) were expected")
-        }
-        guard elementKind == .float || elementKind == .integer,
-              H5Dread(id, cnn_h5t_native_float(), cnn_h5s_all(), cnn_h5s_all(), cnn_h5p_default(), buffer.baseAddress) >= 0
-        else { throw HDF5Error("\(location): cannot read as float32 (corrupt or truncated?)") }
-    }
-
     /// A dataset of strings, fixed-length or variable-length.
     public func readStrings() throws -> [String] {
         let type = H5Dget_type(id)

@@ -49,8 +49,7 @@ public struct Tensor: @unchecked Sendable {
 
     public var count: Int { shape.count }
     public var data: UnsafeMutablePointer<Real> { storage.base }
-    public var buffer: UnsafeMutableBufferPointer<Real> { .init(start: storage.base, count: shape.count) }
-    public var array: [Real] { Array(buffer) }
+    public var array: [Real] { Array(UnsafeBufferPointer(start: storage.base, count: shape.count)) }
 
     /// The same memory under another shape of equal size.
     public func reshaped(_ newShape: Shape) -> Tensor {
