@@ -57,12 +57,8 @@ public final class Conv2d: Layer {
         for i in 0..<n {
             let image = input.data + i * inChannels * h * w
             let out = y.data + i * outChannels * plane
-            var b: UnsafePointer<Real> = UnsafePointer(image)
-            if let col {
-                im2col(image, channels: inChannels, height: h, width: w, window: window, into: col.data)
-                b = UnsafePointer(col.data)
-            }
-            BLAS.gemm(m: outChannels, n: plane, k: patch, a: wp, lda: patch, b: b, ldb: plane, c: out, ldc: plane)
+            let cols = unfold(image, height: h, width: w, into: col)
+            BLAS.gemm(m: outChannels, n: plane, k: patch, a: wp, lda: patch, b: cols, ldb: plane, c: out, ldc: plane)
             if let bias {
                 let bp = bias.value.data
                 for o in 0..<outChannels {
@@ -74,6 +70,14 @@ public final class Conv2d: Layer {
         return y
     }
 
+    /// The column matrix of one image: unfolded into `columns`, or the image itself for a
+    /// pointwise convolution (which passes no buffer).
+    private func unfold(_ image: UnsafeMutablePointer<Real>, height: Int, width: Int, into columns: Tensor?) -> UnsafePointer<Real> {
+        guard let columns else { return UnsafePointer(image) }
+        im2col(image, channels: inChannels, height: height, width: width, window: window, into: columns.data)
+        return UnsafePointer(columns.data)
+    }
+
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3]
         let plane = gradOutput.shape[2] * gradOutput.shape[3], patch = inChannels * window.kernel * window.kernel
@@ -83,12 +87,8 @@ public final class Conv2d: Layer {
         for i in 0..<n {
             let image = input.data + i * inChannels * h * w
             let dy = gradOutput.data + i * outChannels * plane
-            // dW += dY · colsᵀ
-            var cols: UnsafePointer<Real> = UnsafePointer(image)
-            if let col {
-                im2col(image, channels: inChannels, height: h, width: w, window: window, into: col.data)
-                cols = UnsafePointer(col.data)
-            }
+            // dW += dY · colsᵀ (the columns are unfolded again rather than kept from forward)
+            let cols = unfold(image, height: h, width: w, into: col)
             BLAS.gemm(transB: true, m: outChannels, n: patch, k: plane, a: dy, lda: plane, b: cols, ldb: plane,
                       beta: 1, c: dw, ldc: patch)
             if let bias {
