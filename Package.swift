@@ -36,8 +36,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
         .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
+        .target(name: "Datasets", dependencies: ["Tensor", "HDF5", "CZlib"]),
+        .target(name: "Checkpoint", dependencies: ["NN", "HDF5"]),
+        .target(name: "Training", dependencies: ["Models", "Optim", "Datasets", "Checkpoint"]),
         .executableTarget(name: "cnn-train", dependencies: [
-            "Models", "Optim", "HDF5", "CMPI", "CMPIShims", "CZlib",
+            "Training", "CMPI", "CMPIShims", "CZlib",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

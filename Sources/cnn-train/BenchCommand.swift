@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Models
 import Optim
+import Training
 
 /// `cnn-train bench`: the speed of one training step on synthetic data.
 struct BenchCommand: ParsableCommand {
@@ -95,5 +96,3 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// Seconds on a monotonic clock.
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -7,6 +7,7 @@ struct CNNTrain: ParsableCommand {
         commandName: "cnn-train",
         abstract: "Train the classic convolutional networks with data parallelism over MPI.",
         discussion: "Models: \(ModelZoo.names.joined(separator: ", ")).",
-        subcommands: [ModelsCommand.self, BenchCommand.self, VersionCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, ModelsCommand.self, BenchCommand.self, VersionCommand.self],
+        defaultSubcommand: TrainCommand.self
     )
 }

@@ -1,0 +1,125 @@
+import Tensor
+
+/// Turns bytes of an `ImageSet` into a float batch [B, C, side, side]: scale to [0, 1],
+/// resize (bilinear, as PyTorch's `F.interpolate(mode="bilinear", align_corners=False)`),
+/// optionally normalize per channel, and optionally augment (random crop with zero padding,
+/// horizontal flip), with randomness drawn from a generator the caller seeds per batch.
+public struct Preprocessing: Sendable {
+    public var side: Int
+    /// Per-channel mean and standard deviation subtracted and divided after scaling; nil for none.
+    public var normalization: (mean: [Real], std: [Real])?
+    public var augment: Bool
+    /// Zero padding on each side before the random crop.
+    public var cropPadding: Int
+
+    public init(side: Int, normalization: (mean: [Real], std: [Real])? = nil, augment: Bool = false, cropPadding: Int = 4) {
+        self.side = side
+        self.normalization = normalization
+        self.augment = augment
+        self.cropPadding = cropPadding
+    }
+}
+
+/// One axis of a bilinear resize: for each output index, the two source indices and weights.
+struct ResizeAxis {
+    let lower: [Int], upper: [Int]
+    let lowerWeight: [Real], upperWeight: [Real]
+
+    /// PyTorch's `area_pixel_compute_source_index` for align_corners=False:
+    /// src = (dst + 0.5) · in/out − 0.5, clamped at 0.
+    init(from input: Int, to output: Int) {
+        let scale = Real(input) / Real(output)
+        var lower = [Int](), upper = [Int](), lw = [Real](), uw = [Real]()
+        for dst in 0..<output {
+            let src = max((Real(dst) + 0.5) * scale - 0.5, 0)
+            let i0 = min(Int(src), input - 1)
+            let i1 = min(i0 + 1, input - 1)
+            let lambda = src - Real(i0)
+            lower.append(i0)
+            upper.append(i1)
+            lw.append(1 - lambda)
+            uw.append(lambda)
+        }
+        self.lower = lower
+        self.upper = upper
+        lowerWeight = lw
+        upperWeight = uw
+    }
+}
+
+/// Assembles batches from one `ImageSet`; holds the resize tables and a scratch plane.
+public final class BatchAssembler: @unchecked Sendable {
+    public let set: ImageSet
+    public let preprocessing: Preprocessing
+    private let rows: ResizeAxis, columns: ResizeAxis
+    private let plane: UnsafeMutablePointer<Real>
+
+    public init(set: ImageSet, preprocessing: Preprocessing) {
+        self.set = set
+        self.preprocessing = preprocessing
+        rows = ResizeAxis(from: set.height, to: preprocessing.side)
+        columns = ResizeAxis(from: set.width, to: preprocessing.side)
+        plane = .allocate(capacity: preprocessing.side * preprocessing.side)
+    }
+
+    deinit { plane.deallocate() }
+
+    public var imageShape: Shape { Shape(set.channels, preprocessing.side, preprocessing.side) }
+
+    /// Fills `images` ([B, C, side, side], B = indices.count) and `labels` with the examples at
+    /// `indices`; `rng` drives augmentation.
+    public func assemble(_ indices: UnsafeBufferPointer<Int>, into images: Tensor, labels: UnsafeMutablePointer<Int32>,
+                         rng: inout SeededGenerator) {
+        let side = preprocessing.side, area = side * side
+        let c = set.channels, h = set.height, w = set.width
+        precondition(images.shape == Shape(indices.count, c, side, side), "batch tensor \(images.shape) does not fit")
+        set.pixels.withUnsafeBufferPointer { pixels in
+            for (b, index) in indices.enumerated() {
+                labels[b] = set.labels[index]
+                let flip = preprocessing.augment && rng.next() & 1 == 1
+                let pad = preprocessing.cropPadding
+                let dy = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
+                let dx = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
+                for channel in 0..<c {
+                    let source = pixels.baseAddress! + index * set.imageSize + channel * h * w
+                    resize(source, height: h, width: w, into: plane)
+                    if let n = preprocessing.normalization {
+                        let mean = n.mean[channel], std = n.std[channel]
+                        for i in 0..<area { plane[i] = (plane[i] - mean) / std }
+                    }
+                    let out = images.data + (b * c + channel) * area
+                    // Output pixel (y, x) reads the resized plane at (y + dy, x + dx), mirrored when
+                    // flipped; outside the plane is the zero padding.
+                    for y in 0..<side {
+                        let sy = y + dy
+                        for x in 0..<side {
+                            let sx = (flip ? side - 1 - x : x) + dx
+                            out[y * side + x] = (sy >= 0 && sy < side && sx >= 0 && sx < side) ? plane[sy * side + sx] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One channel of bytes to a side×side plane of values in [0, 1]: scaled first (as
+    /// `ToTensor`), then interpolated in PyTorch's order of operations.
+    private func resize(_ source: UnsafePointer<UInt8>, height: Int, width: Int, into out: UnsafeMutablePointer<Real>) {
+        let side = preprocessing.side
+        @inline(__always) func value(_ p: UInt8) -> Real { Real(p) / 255 }
+        if height == side && width == side {
+            for i in 0..<(side * side) { out[i] = value(source[i]) }
+            return
+        }
+        for y in 0..<side {
+            let r0 = source + rows.lower[y] * width, r1 = source + rows.upper[y] * width
+            let wy0 = rows.lowerWeight[y], wy1 = rows.upperWeight[y]
+            for x in 0..<side {
+                let c0 = columns.lower[x], c1 = columns.upper[x]
+                let wx0 = columns.lowerWeight[x], wx1 = columns.upperWeight[x]
+                out[y * side + x] = wy0 * (wx0 * value(r0[c0]) + wx1 * value(r0[c1]))
+                    + wy1 * (wx0 * value(r1[c0]) + wx1 * value(r1[c1]))
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Models
+import Training
+
+/// `cnn-train eval`: loss and accuracy of saved weights on the test split.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate saved weights on the test split: loss and accuracy."
+    )
+
+    @Argument(help: ArgumentHelp("The model (optional when the file names it in its 'model' attribute).", valueName: "model"))
+    var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("HDF5 weights: group /model with one dataset per state_dict key.", valueName: "file"))
+    var initFrom: String
+
+    @OptionGroup(title: "Data") var data: DataOptions
+
+    @Option(name: .long, help: "Images per evaluation batch.")
+    var batchSize = 256
+
+    @Flag(name: .long, help: "Print one JSON line {\"loss\":…,\"accuracy\":…,\"examples\":…}.")
+    var json = false
+
+    @Option(name: .long, help: "OpenBLAS threads (default: OpenBLAS's choice, all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let model, !ModelZoo.names.contains(model) { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
+        guard FileManager.default.fileExists(atPath: initFrom) else { throw ValidationError("--init-from \(initFrom): no such file") }
+    }
+
+    func run() throws {
+        if let threads { BLAS.threads = threads }
+        let named = try ModelWeights.modelName(in: initFrom)
+        guard let name = model ?? named else {
+            throw ValidationError("\(initFrom) does not name its model; give it: cnn-train eval MODEL --init-from \(initFrom)")
+        }
+        var config = TrainingConfig()
+        config.batchSize = batchSize
+        config.epochs = 0
+        let splits = try data.load(seed: 0)
+        let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
+        try ModelWeights.load(into: network, from: initFrom)
+        let preprocessing = try data.preprocessing(model: name, channels: splits.test.channels, augment: false)
+        let tally = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing).evaluate()
+        if json {
+            print("{\"loss\":\(tally.loss),\"accuracy\":\(tally.accuracy),\"examples\":\(tally.examples)}")
+        } else {
+            print(String(format: "%@ on %@ test split: loss %.4f, accuracy %.4f (%d examples)", name, data.dataset, tally.loss, tally.accuracy, tally.examples))
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Models
+import Optim
+import Training
+
+/// `cnn-train train MODEL` (or `cnn-train MODEL`): one training run.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model (the default command: `cnn-train MODEL` is `cnn-train train MODEL`).",
+        discussion: """
+        Defaults follow D2L's recipe for each model (plain SGD, Xavier-uniform init, 10 epochs, no \
+        augmentation; see `cnn-train models`). Every part can be overridden. The test split is \
+        evaluated after every epoch and with the final weights.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("The model: \(ModelZoo.names.joined(separator: ", ")).", valueName: "model"))
+    var model: String
+
+    @OptionGroup(title: "Data") var data: DataOptions
+
+    @Option(name: .long, help: "Epochs (default: the recipe's).")
+    var epochs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Stop after N optimizer steps.", valueName: "N"))
+    var maxSteps: Int?
+
+    @Option(name: .long, help: "Global batch size (default: the recipe's).")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Learning rate (default: the recipe's).")
+    var lr: Double?
+
+    @Option(name: .long, help: "Optimizer: sgd, adam or adamw.")
+    var optimizer = "sgd"
+
+    @Option(name: .long, help: "SGD momentum.")
+    var momentum = 0.0
+
+    @Flag(name: .long, help: "Nesterov momentum (SGD, needs --momentum).")
+    var nesterov = false
+
+    @Option(name: .long, help: "Weight decay (L2 for SGD and Adam, decoupled for AdamW).")
+    var weightDecay = 0.0
+
+    @Option(name: .long, help: "Learning-rate schedule: constant, step or cosine.")
+    var schedule = "constant"
+
+    @Option(name: .long, help: "Linear warmup, in epochs (fractions allowed).")
+    var warmupEpochs = 0.0
+
+    @Option(name: .long, help: "Step schedule: epochs between decays.")
+    var decayEpochs = 3
+
+    @Option(name: .long, help: "Step schedule: decay factor.")
+    var gamma = 0.1
+
+    @Option(name: .long, help: "Label smoothing for the cross-entropy.")
+    var labelSmoothing = 0.0
+
+    @Option(name: .long, help: ArgumentHelp("Set every dropout probability (0 disables dropout).", valueName: "p"))
+    var dropout: Double?
+
+    @Flag(name: .long, help: "Augment training images: random crop with 4-pixel padding, horizontal flip.")
+    var augment = false
+
+    @Option(name: .long, help: "Seed for initialization, shuffling, dropout and augmentation.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .long, help: "Read the training set in file order, batch after batch.")
+    var noShuffle = false
+
+    @Option(name: .long, help: "Weight initialization: xavier or pytorch (PyTorch's default).")
+    var initialization = "xavier"
+
+    @Option(name: .long, help: ArgumentHelp("Start from the weights in this HDF5 file (group /model, one dataset per state_dict key).", valueName: "file"))
+    var initFrom: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the final weights to this HDF5 file (the --init-from layout).", valueName: "file"))
+    var save: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write JSON lines of per-epoch metrics here, and the curves as SVG beside it.", valueName: "file"))
+    var metrics: String?
+
+    @Option(name: .long, help: "OpenBLAS threads (default: OpenBLAS's choice, all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard ModelZoo.names.contains(model) else { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
+        for (name, value) in [("--epochs", epochs), ("--max-steps", maxSteps), ("--batch-size", batchSize), ("--threads", threads),
+                              ("--decay-epochs", decayEpochs)] {
+            if let value, value < 1 { throw ValidationError("\(name) must be positive, got \(value)") }
+        }
+        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard TrainingConfig.OptimizerKind(rawValue: optimizer) != nil else {
+            throw ValidationError("--optimizer must be sgd, adam or adamw, got '\(optimizer)'")
+        }
+        guard LearningRateSchedule.Kind(rawValue: schedule) != nil else {
+            throw ValidationError("--schedule must be constant, step or cosine, got '\(schedule)'")
+        }
+        guard Initialization(rawValue: initialization) != nil else {
+            throw ValidationError("--initialization must be xavier or pytorch, got '\(initialization)'")
+        }
+        if let dropout, !(0..<1).contains(dropout) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if !(0..<1).contains(labelSmoothing) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if momentum < 0 || weightDecay < 0 || warmupEpochs < 0 { throw ValidationError("--momentum, --weight-decay and --warmup-epochs cannot be negative") }
+        if nesterov && momentum == 0 { throw ValidationError("--nesterov needs --momentum above 0") }
+        if let initFrom, !FileManager.default.fileExists(atPath: initFrom) { throw ValidationError("--init-from \(initFrom): no such file") }
+    }
+
+    func config() -> TrainingConfig {
+        let recipe = Recipe.d2l(model)!
+        var c = TrainingConfig()
+        c.epochs = epochs ?? recipe.epochs
+        c.maxSteps = maxSteps
+        c.batchSize = batchSize ?? recipe.batchSize
+        c.learningRate = lr.map { Real($0) } ?? recipe.learningRate
+        c.optimizer = TrainingConfig.OptimizerKind(rawValue: optimizer)!
+        c.momentum = Real(momentum)
+        c.nesterov = nesterov
+        c.weightDecay = Real(weightDecay)
+        c.schedule = LearningRateSchedule.Kind(rawValue: schedule)!
+        c.warmupEpochs = warmupEpochs
+        c.decayEpochs = decayEpochs
+        c.gamma = Real(gamma)
+        c.labelSmoothing = Real(labelSmoothing)
+        c.dropout = dropout.map { Real($0) }
+        c.seed = seed
+        c.shuffle = !noShuffle
+        c.initialization = Initialization(rawValue: initialization)!
+        return c
+    }
+
+    func run() throws {
+        if let threads { BLAS.threads = threads }
+        let config = config()
+        let splits = try data.load(seed: config.seed)
+        let network = try ModelZoo.make(model, inputChannels: splits.train.channels, classes: splits.train.classes)
+        let preprocessing = try data.preprocessing(model: model, channels: splits.train.channels, augment: augment)
+        do { _ = try network.describe(side: preprocessing.side) } catch {
+            throw ValidationError("\(model) cannot take side \(preprocessing.side): \(error)")
+        }
+        network.initialize(config.initialization, seed: config.seed)
+        if let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+
+        let trainer = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing)
+        print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
+              + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
+              + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps")
+        trainer.observers.append(ConsoleReporter(epochs: config.epochs))
+        if let metrics { trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)")) }
+        try trainer.run()
+        if let save {
+            try ModelWeights.save(network, to: save)
+            print("weights written to \(save)")
+        }
+    }
+}
