@@ -48,6 +48,8 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),

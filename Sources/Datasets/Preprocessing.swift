@@ -51,14 +51,13 @@ struct ResizeAxis {
 public final class BatchAssembler: @unchecked Sendable {
     public let set: ImageSet
     public let preprocessing: Preprocessing
-    private let rows: ResizeAxis, columns: ResizeAxis
+    private let resize: BilinearResize
     private let plane: UnsafeMutablePointer<Real>
 
     public init(set: ImageSet, preprocessing: Preprocessing) {
         self.set = set
         self.preprocessing = preprocessing
-        rows = ResizeAxis(from: set.height, to: preprocessing.side)
-        columns = ResizeAxis(from: set.width, to: preprocessing.side)
+        resize = BilinearResize(height: set.height, width: set.width, toHeight: preprocessing.side, toWidth: preprocessing.side)
         plane = .allocate(capacity: preprocessing.side * preprocessing.side)
     }
 
@@ -82,7 +81,7 @@ public final class BatchAssembler: @unchecked Sendable {
                 let dx = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
                 for channel in 0..<c {
                     let source = pixels.baseAddress! + index * set.imageSize + channel * h * w
-                    resize(source, height: h, width: w, into: plane)
+                    resize.apply(source, into: plane)
                     if let n = preprocessing.normalization {
                         let mean = n.mean[channel], std = n.std[channel]
                         for i in 0..<area { plane[i] = (plane[i] - mean) / std }
@@ -101,25 +100,47 @@ public final class BatchAssembler: @unchecked Sendable {
             }
         }
     }
+}
 
-    /// One channel of bytes to a side×side plane of values in [0, 1]: scaled first (as
-    /// `ToTensor`), then interpolated in PyTorch's order of operations.
-    private func resize(_ source: UnsafePointer<UInt8>, height: Int, width: Int, into out: UnsafeMutablePointer<Real>) {
-        let side = preprocessing.side
+/// Bytes of one channel to values in [0, 1] at another size: scaled first (as `ToTensor`),
+/// then interpolated as PyTorch's bilinear `F.interpolate(align_corners=False)`, in its order
+/// of operations.
+public struct BilinearResize: Sendable {
+    public let height: Int, width: Int, outHeight: Int, outWidth: Int
+    private let rows: ResizeAxis, columns: ResizeAxis
+
+    public init(height: Int, width: Int, toHeight outHeight: Int, toWidth outWidth: Int) {
+        self.height = height
+        self.width = width
+        self.outHeight = outHeight
+        self.outWidth = outWidth
+        rows = ResizeAxis(from: height, to: outHeight)
+        columns = ResizeAxis(from: width, to: outWidth)
+    }
+
+    // source: (height, width) bytes -> out: (outHeight, outWidth)
+    public func apply(_ source: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<Real>) {
         @inline(__always) func value(_ p: UInt8) -> Real { Real(p) / 255 }
-        if height == side && width == side {
-            for i in 0..<(side * side) { out[i] = value(source[i]) }
+        if height == outHeight && width == outWidth {
+            for i in 0..<(height * width) { out[i] = value(source[i]) }
             return
         }
-        for y in 0..<side {
+        for y in 0..<outHeight {
             let r0 = source + rows.lower[y] * width, r1 = source + rows.upper[y] * width
             let wy0 = rows.lowerWeight[y], wy1 = rows.upperWeight[y]
-            for x in 0..<side {
+            for x in 0..<outWidth {
                 let c0 = columns.lower[x], c1 = columns.upper[x]
                 let wx0 = columns.lowerWeight[x], wx1 = columns.upperWeight[x]
-                out[y * side + x] = wy0 * (wx0 * value(r0[c0]) + wx1 * value(r0[c1]))
+                out[y * outWidth + x] = wy0 * (wx0 * value(r0[c0]) + wx1 * value(r0[c1]))
                     + wy1 * (wx0 * value(r1[c0]) + wx1 * value(r1[c1]))
             }
         }
+    }
+
+    public func apply(_ bytes: [UInt8]) -> [Real] {
+        precondition(bytes.count == height * width, "\(bytes.count) bytes for \(height)×\(width)")
+        var out = [Real](repeating: 0, count: outHeight * outWidth)
+        bytes.withUnsafeBufferPointer { apply($0.baseAddress!, into: &out) }
+        return out
     }
 }

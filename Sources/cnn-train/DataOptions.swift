@@ -73,28 +73,24 @@ struct DataOptions: ParsableArguments {
         return (m.map { Real($0) }, s.map { Real($0) })
     }
 
-    /// Reads both splits, applying the limits; failures are `ValidationError`s naming the file.
+    /// Reads both splits, applying the limits; a bad file is a `DataError` naming it.
     func load(seed: UInt64) throws -> Splits {
         var splits: Splits
-        do {
-            switch dataset {
-            case "fashion-mnist": splits = try IDX.loadSplits(directory: dataDir ?? Self.fashionMNISTDirectory)
-            case "mnist":
-                guard let dataDir else { throw ValidationError("--dataset mnist needs --data-dir with the four IDX files") }
-                splits = try IDX.loadSplits(directory: dataDir)
-            case "cifar10":
-                guard let dataDir else { throw ValidationError("--dataset cifar10 needs --data-dir with the binary batches") }
-                splits = try CIFAR10.loadSplits(directory: dataDir)
-            case "synthetic":
-                let s = try syntheticNumbers()
-                splits = Synthetic.splits(train: s.train, test: s.test, classes: s.classes, channels: s.channels, side: s.side, seed: seed)
-            case let path where path.hasSuffix(".h5") || path.hasSuffix(".hdf5"):
-                splits = try HDF5ImageSet.loadSplits(path: path)
-            default:
-                throw ValidationError("unknown dataset '\(dataset)'; expected fashion-mnist, mnist, cifar10, synthetic or a .h5 file")
-            }
-        } catch let error as DataError {
-            throw ValidationError("\(error)")
+        switch dataset {
+        case "fashion-mnist": splits = try IDX.loadSplits(directory: dataDir ?? Self.fashionMNISTDirectory)
+        case "mnist":
+            guard let dataDir else { throw ValidationError("--dataset mnist needs --data-dir with the four IDX files") }
+            splits = try IDX.loadSplits(directory: dataDir)
+        case "cifar10":
+            guard let dataDir else { throw ValidationError("--dataset cifar10 needs --data-dir with the binary batches") }
+            splits = try CIFAR10.loadSplits(directory: dataDir)
+        case "synthetic":
+            let s = try syntheticNumbers()
+            splits = Synthetic.splits(train: s.train, test: s.test, classes: s.classes, channels: s.channels, side: s.side, seed: seed)
+        case let path where path.hasSuffix(".h5") || path.hasSuffix(".hdf5"):
+            splits = try HDF5ImageSet.loadSplits(path: path)
+        default:
+            throw ValidationError("unknown dataset '\(dataset)'; expected fashion-mnist, mnist, cifar10, synthetic or a .h5 file")
         }
         splits.train = splits.train.prefix(limitTrain)
         splits.test = splits.test.prefix(limitTest)

@@ -1,0 +1,163 @@
+import Checkpoint
+import Datasets
+import Foundation
+import Models
+import Optim
+import Training
+import XCTest
+
+private func parameters(_ network: Network) -> [Real] {
+    Array(UnsafeBufferPointer(start: network.parameterStorage.base, count: network.parameterCount))
+}
+
+final class TrainerTests: XCTestCase {
+    private let synthetic = Synthetic.splits(train: 512, test: 128, classes: 10, channels: 1, side: 28, seed: 3)
+
+    private func trainer(_ model: String, _ config: TrainingConfig, splits: Splits? = nil, initFrom: String? = nil) throws -> Trainer {
+        let splits = splits ?? synthetic
+        let network = try ModelZoo.make(model)
+        network.initialize(config.initialization, seed: config.seed)
+        if let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+        return Trainer(network: network, config: config, splits: splits, preprocessing: Preprocessing(side: 28))
+    }
+
+    final class Recorder: TrainingObserver {
+        var epochs: [EpochRecord] = [], final: EpochRecord?, steps = 0
+        func stepFinished(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally, imagesPerSecond: Double) { steps += 1 }
+        func epochFinished(_ record: EpochRecord) { epochs.append(record) }
+        func runFinished(_ record: EpochRecord) { final = record }
+    }
+
+    func testTrainingReducesTheLossOnASyntheticProblem() throws {
+        var config = TrainingConfig()
+        config.epochs = 4
+        config.batchSize = 64
+        config.learningRate = 0.5
+        let t = try trainer("lenet-bn", config)
+        let recorder = Recorder()
+        t.observers.append(recorder)
+        let final = try t.run()
+        XCTAssertEqual(recorder.epochs.count, 4)
+        XCTAssertEqual(recorder.steps, 4 * 8)
+        XCTAssertEqual(final.step, 32)
+        XCTAssertLessThan(recorder.epochs.last!.trainLoss, recorder.epochs.first!.trainLoss / 3)
+        XCTAssertLessThan(recorder.epochs.last!.testLoss, recorder.epochs.first!.testLoss)
+        XCTAssertGreaterThan(final.testAccuracy, 0.9, "synthetic classes are prototypes plus noise")
+    }
+
+    func testMaxStepsEndsMidEpochAndStillEvaluates() throws {
+        var config = TrainingConfig()
+        config.epochs = 3
+        config.batchSize = 100
+        config.maxSteps = 7
+        let t = try trainer("lenet", config)
+        let recorder = Recorder()
+        t.observers.append(recorder)
+        let final = try t.run()
+        XCTAssertEqual(t.step, 7)
+        XCTAssertEqual(recorder.epochs.count, 1, "epoch 1 has 6 steps; the 7th ends the run inside epoch 2")
+        XCTAssertEqual(final.step, 7)
+        XCTAssertTrue(final.testAccuracy.isFinite)
+    }
+
+    func testTwoRunsFromTheSameWeightsAreBitIdentical() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("init-\(UUID().uuidString).h5").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let source = try ModelZoo.make("lenet-bn")
+        source.initialize(.xavier, seed: 11)
+        try ModelWeights.save(source, to: scratch)
+
+        var config = TrainingConfig()
+        config.shuffle = false
+        config.maxSteps = 5
+        config.batchSize = 32
+        config.momentum = 0.9
+        config.seed = 1
+        let a = try trainer("lenet-bn", config, initFrom: scratch)
+        config.seed = 2  // a different seed for everything else: the file decides the weights
+        let b = try trainer("lenet-bn", config, initFrom: scratch)
+        try a.run()
+        try b.run()
+        XCTAssertEqual(parameters(a.network).map(\.bitPattern), parameters(b.network).map(\.bitPattern))
+        XCTAssertNotEqual(parameters(a.network), parameters(source), "training moved the weights")
+
+        config.shuffle = true
+        let c = try trainer("lenet-bn", config, initFrom: scratch)
+        try c.run()
+        XCTAssertNotEqual(parameters(c.network), parameters(a.network), "another order gives other weights")
+    }
+
+    func testADivergingRunStopsWithAClearError() throws {
+        var config = TrainingConfig()
+        config.learningRate = Real.greatestFiniteMagnitude / 4
+        config.batchSize = 64
+        config.maxSteps = 20
+        XCTAssertThrowsError(try trainer("lenet", config).run()) { error in
+            XCTAssertTrue("\(error)".contains("lower the learning rate"), "\(error)")
+        }
+    }
+}
+
+final class SamplerAndScheduleTests: XCTestCase {
+    func testEpochOrderIsAPermutationFromSeedAndEpoch() {
+        let sampler = EpochSampler(count: 10, batchSize: 4, seed: 7, shuffle: true)
+        XCTAssertEqual(sampler.batchesPerEpoch, 3)
+        XCTAssertEqual(sampler.range(ofBatch: 2), 8..<10)
+        XCTAssertEqual(sampler.order(epoch: 0).sorted(), Array(0..<10))
+        XCTAssertEqual(sampler.order(epoch: 1), sampler.order(epoch: 1))
+        XCTAssertNotEqual(sampler.order(epoch: 0), sampler.order(epoch: 1))
+        XCTAssertNotEqual(sampler.order(epoch: 0), EpochSampler(count: 10, batchSize: 4, seed: 8, shuffle: true).order(epoch: 0))
+        XCTAssertEqual(EpochSampler(count: 5, batchSize: 2, seed: 7, shuffle: false).order(epoch: 3), [0, 1, 2, 3, 4])
+    }
+
+    func testSchedules() {
+        let constant = LearningRateSchedule(kind: .constant, baseRate: 0.1, totalSteps: 100)
+        XCTAssertEqual(constant.rate(at: 0), 0.1)
+        XCTAssertEqual(constant.rate(at: 99), 0.1)
+        let warm = LearningRateSchedule(kind: .constant, baseRate: 0.1, warmupSteps: 4, totalSteps: 100)
+        XCTAssertEqual(warm.rate(at: 0), 0.025, accuracy: 1e-7)
+        XCTAssertEqual(warm.rate(at: 3), 0.1, accuracy: 1e-7)
+        let step = LearningRateSchedule(kind: .step, baseRate: 1, totalSteps: 100, decaySteps: 10, gamma: 0.5)
+        XCTAssertEqual(step.rate(at: 9), 1)
+        XCTAssertEqual(step.rate(at: 10), 0.5)
+        XCTAssertEqual(step.rate(at: 25), 0.25)
+        let cosine = LearningRateSchedule(kind: .cosine, baseRate: 1, totalSteps: 100)
+        XCTAssertEqual(cosine.rate(at: 0), 1)
+        XCTAssertEqual(cosine.rate(at: 50), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(cosine.rate(at: 100), 0, accuracy: 1e-6)
+    }
+}
+
+final class ModelWeightsTests: XCTestCase {
+    private var path: String!
+    override func setUp() { path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).h5").path }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: path) }
+
+    func testWeightsRoundTripWithBatchNormBuffers() throws {
+        let a = try ModelZoo.make("lenet-bn")
+        a.initialize(.xavier, seed: 1)
+        a.batchNorms[0].layer.runningMean.fill(0.25)
+        a.batchNorms[0].layer.numBatchesTracked = 17
+        try ModelWeights.save(a, to: path)
+        XCTAssertEqual(try ModelWeights.modelName(in: path), "lenet-bn")
+        let b = try ModelZoo.make("lenet-bn")
+        try ModelWeights.load(into: b, from: path)
+        XCTAssertEqual(parameters(a), parameters(b))
+        XCTAssertEqual(b.batchNorms[0].layer.runningMean.array, [Real](repeating: 0.25, count: 6))
+        XCTAssertEqual(b.batchNorms[0].layer.numBatchesTracked, 17)
+    }
+
+    func testWeightsOfAnotherModelOrShapeAreRefusedAndNothingChanges() throws {
+        let lenet = try ModelZoo.make("lenet")
+        lenet.initialize(.xavier, seed: 1)
+        try ModelWeights.save(lenet, to: path)
+        let other = try ModelZoo.make("lenet-bn")
+        other.initialize(.xavier, seed: 2)
+        let before = parameters(other)
+        XCTAssertThrowsError(try ModelWeights.load(into: other, from: path)) { XCTAssertTrue("\($0)".contains("holds weights of lenet, not lenet-bn"), "\($0)") }
+        XCTAssertEqual(parameters(other), before)
+
+        let wide = try ModelZoo.make("lenet", classes: 12)
+        XCTAssertThrowsError(try ModelWeights.load(into: wide, from: path)) { XCTAssertTrue("\($0)".contains("/model/fc3.weight has shape [10, 84], expected [12, 84]"), "\($0)") }
+    }
+}
