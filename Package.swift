@@ -50,6 +50,8 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        // Runs the built executable (declared as a dependency so that it is built first).
+        .testTarget(name: "CLITests", dependencies: ["cnn-train"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),

@@ -161,3 +161,23 @@ final class ModelWeightsTests: XCTestCase {
         XCTAssertThrowsError(try ModelWeights.load(into: wide, from: path)) { XCTAssertTrue("\($0)".contains("/model/fc3.weight has shape [10, 84], expected [12, 84]"), "\($0)") }
     }
 }
+
+/// LeNet-BN with its D2L recipe on the real Fashion-MNIST for a few hundred steps.
+final class FashionMNISTEndToEndTests: XCTestCase {
+    func testLeNetBNLearnsFashionMNIST() throws {
+        let dir = "/usr/share/datasets/fashion-mnist"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: dir), "dataset-fashion-mnist is not installed")
+        let splits = try IDX.loadSplits(directory: dir)
+        let recipe = try XCTUnwrap(Recipe.d2l("lenet-bn"))
+        var config = TrainingConfig()
+        config.learningRate = recipe.learningRate
+        config.batchSize = recipe.batchSize
+        config.maxSteps = 300
+        config.evaluateEachEpoch = false
+        let network = try ModelZoo.make("lenet-bn")
+        network.initialize(.xavier, seed: 0)
+        let final = try Trainer(network: network, config: config, splits: splits, preprocessing: Preprocessing(side: 28)).run()
+        XCTAssertEqual(final.step, 300)
+        XCTAssertGreaterThan(final.testAccuracy, 0.75, "LeNet-BN passes 0.75 within 300 steps (it reaches ~0.8 in one epoch)")
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+
+/// The `cnn-train` executable as a user runs it.
+final class CLITests: XCTestCase {
+    struct Result { var status: Int32; var out: String; var err: String }
+
+    /// The binary built beside this test bundle.
+    static let binary: URL = {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let direct = dir.appendingPathComponent("cnn-train")
+        if FileManager.default.fileExists(atPath: direct.path) { return direct }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/release/cnn-train").standardized
+    }()
+
+    @discardableResult
+    func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
+                      err: String(decoding: errData, as: UTF8.self))
+    }
+
+    private var scratch: URL!
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "cnn-train not built at \(Self.binary.path)")
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+
+    func testHelpListsEveryTrainingOption() throws {
+        let help = try run(["train", "--help"]).out
+        for option in ["--dataset", "--data-dir", "--epochs", "--max-steps", "--batch-size", "--lr", "--momentum", "--weight-decay",
+                       "--optimizer", "--schedule", "--warmup-epochs", "--side", "--augment", "--dropout", "--seed", "--no-shuffle",
+                       "--limit-train", "--limit-test", "--threads", "--init-from", "--metrics", "--save"] {
+            XCTAssertTrue(help.contains(option), "train --help lacks \(option)")
+        }
+        for command in ["train", "eval", "models", "bench", "version"] {
+            XCTAssertTrue(try run(["--help"]).out.contains(command), "--help lacks \(command)")
+            XCTAssertEqual(try run([command, "--help"]).status, 0, command)
+        }
+    }
+
+    func testBadInputEndsWithAnErrorAndNonZeroStatus() throws {
+        let unknown = try run(["resnet50"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.err.contains("unknown model 'resnet50'"), unknown.err)
+        let badLR = try run(["lenet", "--lr=0"])
+        XCTAssertNotEqual(badLR.status, 0)
+        XCTAssertTrue(badLR.err.contains("--lr must be positive"), badLR.err)
+        // A data problem is one line naming the file.
+        let missing = try run(["lenet", "--data-dir", scratch.path, "--max-steps", "1"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.err.contains("train-images-idx3-ubyte: no such file"), missing.err)
+        XCTAssertEqual(missing.err.split(separator: "\n").count, 1, missing.err)
+    }
+
+    func testTrainWritesMetricsCurvesAndWeightsThatEvalReads() throws {
+        let metrics = scratch.appendingPathComponent("run.jsonl").path, weights = scratch.appendingPathComponent("w.h5").path
+        let train = try run(["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "256,64", "--epochs", "2", "--batch-size", "32",
+                             "--metrics", metrics, "--save", weights])
+        XCTAssertEqual(train.status, 0, train.err)
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "two epochs and done")
+        let events = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(events.map { $0["event"] as? String }, ["epoch", "epoch", "done"])
+        for key in ["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec", "seconds"] {
+            XCTAssertNotNil(events[2][key] as? Double, "done line lacks \(key)")
+        }
+        XCTAssertEqual(events[1]["step"] as? Int, 16)
+        let svg = try String(contentsOfFile: scratch.appendingPathComponent("run.svg").path, encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.contains("test acc"))
+
+        let eval = try run(["eval", "--init-from", weights, "--dataset", "synthetic", "--synthetic-count", "256,64", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.err)
+        let result = try JSONSerialization.jsonObject(with: Data(eval.out.utf8)) as! [String: Any]
+        XCTAssertEqual(result["examples"] as? Int, 64)
+        XCTAssertEqual(result["accuracy"] as! Double, events[2]["test_acc"] as! Double, accuracy: 1e-12,
+                       "eval of the saved weights equals the run's final test accuracy")
+    }
+}
