@@ -1,13 +1,17 @@
 import ArgumentParser
 import Foundation
 import Models
+import Training
 
 /// `cnn-train models`: the zoo at a glance, or one model layer by layer.
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "List the models with parameter counts and FLOPs, or describe one layer by layer.",
-        discussion: "FLOPs are for one forward pass of one image (a multiply-add counts 2)."
+        discussion: """
+        FLOPs are for one forward pass of one image (a multiply-add counts 2). The recipe is D2L's: \
+        plain SGD from Xavier-uniform weights, 10 epochs, no augmentation, with this learning rate and batch.
+        """
     )
 
     @Option(name: .long, help: "Describe this model layer by layer: output shape, parameters, FLOPs.")
@@ -34,13 +38,15 @@ struct ModelsCommand: ParsableCommand {
             return
         }
         print(pad("model", 10) + pad("parameters", 14, right: true) + pad("side", 6, right: true)
-              + pad("GFLOPs/image", 14, right: true))
+              + pad("GFLOPs/image", 14, right: true) + "  recipe")
         for name in ModelZoo.names {
             let network = try ModelZoo.make(name, inputChannels: channels, classes: classes)
             let s = side ?? ModelZoo.defaultSide(name)!
             _ = try describeOrFail(network, side: s)
+            let recipe = Recipe.d2l(name)!
             print(pad(name, 10) + pad(grouped(network.parameterCount), 14, right: true) + pad("\(s)", 6, right: true)
-                  + pad(String(format: "%.3f", Double(network.flopsPerImage(side: s)) / 1e9), 14, right: true))
+                  + pad(String(format: "%.3f", Double(network.flopsPerImage(side: s)) / 1e9), 14, right: true)
+                  + "  sgd lr \(recipe.learningRate) batch \(recipe.batchSize), \(recipe.epochs) epochs")
         }
     }
 
