@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds cnn-train in release mode, lists the models and times
-# one ResNet-18 training step. (Training runs arrive with the trainer; see README.)
+# Installs what is missing, builds cnn-train (release) and trains LeNet on Fashion-MNIST
+# with D2L's recipe, writing metrics, curves (SVG) and weights under runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 swift build -c release
-.build/release/cnn-train version
-.build/release/cnn-train models
-.build/release/cnn-train bench resnet18 --batch 64 --steps 3
+mkdir -p runs
+.build/release/cnn-train train lenet --metrics runs/lenet.jsonl --save runs/lenet.h5
+.build/release/cnn-train eval --init-from runs/lenet.h5
+echo "curves: runs/lenet.svg"
