@@ -38,9 +38,10 @@ let package = Package(
         .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
         .target(name: "Datasets", dependencies: ["Tensor", "HDF5", "CZlib"]),
         .target(name: "Checkpoint", dependencies: ["NN", "HDF5"]),
-        .target(name: "Training", dependencies: ["Models", "Optim", "Datasets", "Checkpoint"]),
+        .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"]),
+        .target(name: "Training", dependencies: ["Models", "Optim", "Datasets", "Checkpoint", "Distributed"]),
         .executableTarget(name: "cnn-train", dependencies: [
-            "Training", "CMPI", "CMPIShims", "CZlib",
+            "Training", "CMPI", "CZlib",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -66,15 +66,18 @@ public final class BatchAssembler: @unchecked Sendable {
     public var imageShape: Shape { Shape(set.channels, preprocessing.side, preprocessing.side) }
 
     /// Fills `images` ([B, C, side, side], B = indices.count) and `labels` with the examples at
-    /// `indices`; `rng` drives augmentation.
-    public func assemble(_ indices: UnsafeBufferPointer<Int>, into images: Tensor, labels: UnsafeMutablePointer<Int32>,
-                         rng: inout SeededGenerator) {
+    /// `indices`. Example b is augmented by a generator seeded with mix(seed, firstPosition + b),
+    /// so its augmentation depends on its place in the epoch, not on which batch or process
+    /// prepares it.
+    public func assemble(_ indices: UnsafeBufferPointer<Int>, firstPosition: Int = 0, into images: Tensor,
+                         labels: UnsafeMutablePointer<Int32>, seed: UInt64) {
         let side = preprocessing.side, area = side * side
         let c = set.channels, h = set.height, w = set.width
         precondition(images.shape == Shape(indices.count, c, side, side), "batch tensor \(images.shape) does not fit")
         set.pixels.withUnsafeBufferPointer { pixels in
             for (b, index) in indices.enumerated() {
                 labels[b] = set.labels[index]
+                var rng = SeededGenerator(seed: mix(seed, UInt64(firstPosition + b)))
                 let flip = preprocessing.augment && rng.next() & 1 == 1
                 let pad = preprocessing.cropPadding
                 let dy = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
@@ -143,4 +146,14 @@ public struct BilinearResize: Sendable {
         bytes.withUnsafeBufferPointer { apply($0.baseAddress!, into: &out) }
         return out
     }
+}
+
+/// Combines seeds and counters into one seed (per epoch, per example).
+public func mix(_ values: UInt64...) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for v in values {
+        h ^= v &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
+        h = h &* 0x100_0000_01B3
+    }
+    return h
 }

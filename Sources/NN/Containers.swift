@@ -5,6 +5,9 @@ public final class Sequential: Layer {
     public let children: [Child]
     /// Each child's last output: the inputs of the next child's backward.
     private var outputs: [Tensor?]
+    /// Called with a child's index as soon as its backward is done (its parameter gradients
+    /// are then final): where data parallelism starts sending them.
+    public var didFinishBackward: ((Int) -> Void)?
 
     public init(_ children: [Child]) {
         self.children = children
@@ -43,6 +46,7 @@ public final class Sequential: Layer {
         var g = gradOutput
         for i in children.indices.reversed() {
             g = children[i].layer.backward(i == 0 ? input : outputs[i - 1]!, g)
+            didFinishBackward?(i)
         }
         return g
     }

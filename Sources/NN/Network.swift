@@ -12,6 +12,10 @@ public final class Network {
     public let dropouts: [Dropout]
     public let parameterStorage: Storage
     public let gradientStorage: Storage
+    /// Per parameter (same order as `parameters`): its offset in the flat buffers, and the
+    /// index of the root's child that holds it (for gradients-ready hooks).
+    public let parameterOffsets: [Int]
+    public let parameterRootChild: [Int]
 
     public init(name: String, root: any Layer, inputChannels: Int, classes: Int) {
         self.name = name
@@ -21,13 +25,18 @@ public final class Network {
         var parameters: [(String, Parameter)] = []
         var batchNorms: [(String, BatchNorm)] = []
         var dropouts: [Dropout] = []
-        func visit(_ layer: any Layer, _ path: String) {
-            for p in layer.parameters { parameters.append((join(path, p.name), p)) }
+        var rootChild: [Int] = []
+        func visit(_ layer: any Layer, _ path: String, _ top: Int) {
+            for p in layer.parameters {
+                parameters.append((join(path, p.name), p))
+                rootChild.append(top)
+            }
             if let bn = layer as? BatchNorm { batchNorms.append((path, bn)) }
             if let d = layer as? Dropout { dropouts.append(d) }
-            for child in layer.children { visit(child.layer, join(path, child.name)) }
+            for (i, child) in layer.children.enumerated() { visit(child.layer, join(path, child.name), layer === root ? i : top) }
         }
-        visit(root, "")
+        visit(root, "", 0)
+        parameterRootChild = rootChild
         self.parameters = parameters
         self.batchNorms = batchNorms
         self.dropouts = dropouts
@@ -36,7 +45,9 @@ public final class Network {
         parameterStorage = Storage(count: total)
         gradientStorage = Storage(count: total)
         var offset = 0
+        var offsets: [Int] = []
         for (_, p) in parameters {
+            offsets.append(offset)
             let n = p.shape.count
             let value = Tensor(shape: p.shape, storage: Storage(viewing: parameterStorage, offset: offset, count: n))
             value.copy(from: p.value)
@@ -44,6 +55,7 @@ public final class Network {
             p.grad = Tensor(shape: p.shape, storage: Storage(viewing: gradientStorage, offset: offset, count: n))
             offset += n
         }
+        parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
     }
 

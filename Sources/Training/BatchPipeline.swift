@@ -18,13 +18,13 @@ public final class BatchPipeline: @unchecked Sendable {
         let labels: UnsafeMutablePointer<Int32>
         let free = DispatchSemaphore(value: 1), ready = DispatchSemaphore(value: 0)
         var count = 0
-        init(batchSize: Int, image: Shape) {
-            full = Tensor(zeros: Shape(batchSize, image[0], image[1], image[2]))
-            labels = .allocate(capacity: batchSize)
+        init(capacity: Int, image: Shape) {
+            full = Tensor(zeros: Shape(capacity, image[0], image[1], image[2]))
+            labels = .allocate(capacity: capacity)
         }
         deinit { labels.deallocate() }
 
-        /// A tensor of `n` images: the full buffer, or (for a last, shorter batch) its own.
+        /// A tensor of `n` images: the full buffer, or (for a shorter batch) its own.
         func images(_ n: Int) -> Tensor {
             if n == full.shape[0] { return full }
             return Tensor.reuse(&partial, shape: full.shape.withBatch(n))
@@ -33,45 +33,42 @@ public final class BatchPipeline: @unchecked Sendable {
 
     private let assembler: BatchAssembler
     private let slots: [Slot]
-    private let batchSize: Int
-    private var consumed = 0
+    private let capacity: Int
     private var order: [Int] = []
-    private var batches = 0
+    private var batches: [Range<Int>] = []
+    private var consumed = 0
     private var seed: UInt64 = 0
-    private var thread: Thread?
     private var current: Slot?
 
-    public init(assembler: BatchAssembler, batchSize: Int) {
+    /// `capacity`: the most images one batch can hold.
+    public init(assembler: BatchAssembler, capacity: Int) {
         self.assembler = assembler
-        self.batchSize = batchSize
-        slots = [Slot(batchSize: batchSize, image: assembler.imageShape), Slot(batchSize: batchSize, image: assembler.imageShape)]
+        self.capacity = capacity
+        slots = [Slot(capacity: capacity, image: assembler.imageShape), Slot(capacity: capacity, image: assembler.imageShape)]
     }
 
-    /// Starts preparing the batches of `order` (example indices) from batch `first` on;
-    /// `seed` derives each batch's augmentation generator, so a batch is the same whichever
-    /// thread or run prepares it.
-    public func start(order: [Int], firstBatch first: Int = 0, seed: UInt64) {
+    /// Starts preparing `batches` (ranges of positions in `order`, which holds example
+    /// indices); `seed` and an example's position decide its augmentation.
+    public func start(order: [Int], batches: [Range<Int>], seed: UInt64) {
         finish()
+        precondition(batches.allSatisfy { $0.count <= capacity && $0.count > 0 }, "batch larger than the pipeline's capacity")
         self.order = order
+        self.batches = batches
         self.seed = seed
-        batches = (order.count + batchSize - 1) / batchSize
-        consumed = first
-        let thread = Thread { [unowned self] in self.produce(from: first) }
+        consumed = 0
+        let thread = Thread { [unowned self] in self.produce() }
         thread.stackSize = 1 << 20
-        self.thread = thread
         thread.start()
     }
 
-    private func produce(from first: Int) {
-        guard first < batches else { return }
-        for b in first..<batches {
+    private func produce() {
+        for (b, range) in batches.enumerated() {
             let slot = slots[b % 2]
             slot.free.wait()
-            let range = (b * batchSize)..<min((b + 1) * batchSize, order.count)
             slot.count = range.count
-            var rng = SeededGenerator(seed: mix(seed, UInt64(b)))
             order[range].withUnsafeBufferPointer { indices in
-                assembler.assemble(indices, into: slot.images(range.count), labels: slot.labels, rng: &rng)
+                assembler.assemble(indices, firstPosition: range.lowerBound, into: slot.images(range.count), labels: slot.labels,
+                                   seed: seed)
             }
             slot.ready.signal()
         }
@@ -79,11 +76,8 @@ public final class BatchPipeline: @unchecked Sendable {
 
     /// The next batch, or nil after the last one.
     public func next() -> Batch? {
-        if let current {
-            current.free.signal()
-            self.current = nil
-        }
-        guard consumed < batches else { return nil }
+        release()
+        guard consumed < batches.count else { return nil }
         let slot = slots[consumed % 2]
         slot.ready.wait()
         consumed += 1
@@ -93,15 +87,17 @@ public final class BatchPipeline: @unchecked Sendable {
 
     /// Lets a producer still running finish, so that the pipeline can start again.
     public func finish() {
-        if let current {
-            current.free.signal()
-            self.current = nil
-        }
-        while consumed < batches {
+        release()
+        while consumed < batches.count {
             let slot = slots[consumed % 2]
             slot.ready.wait()
             slot.free.signal()
             consumed += 1
         }
+    }
+
+    private func release() {
+        current?.free.signal()
+        current = nil
     }
 }

@@ -12,20 +12,27 @@ public final class ConsoleReporter: TrainingObserver {
     private let started = now()
     private var lastLine = 0.0
 
-    public init(epochs: Int, interactive: Bool = isatty(STDOUT_FILENO) == 1, interval: Double = 5) {
+    /// Whether lines show the compute/communication split (runs over several ranks).
+    private let showsCommunication: Bool
+
+    /// Under mpirun, standard output is a pseudo-terminal whatever the user's is, so plain lines are used.
+    public init(epochs: Int, showsCommunication: Bool = false,
+                interactive: Bool = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil,
+                interval: Double = 5) {
         self.epochs = epochs
+        self.showsCommunication = showsCommunication
         self.interactive = interactive
         self.interval = interval
     }
 
-    public func stepFinished(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally,
-                             imagesPerSecond: Double) {
+    public func stepFinished(_ p: StepProgress) {
         let t = now()
-        guard t - lastLine >= (interactive ? 0.2 : interval) || step == totalSteps else { return }
+        guard t - lastLine >= (interactive ? 0.2 : interval) || p.step == p.totalSteps else { return }
         lastLine = t
-        let eta = (t - started) / Double(step) * Double(totalSteps - step)
-        let line = String(format: "epoch %d/%d step %d/%d loss %.4f acc %.4f %.1f img/s ETA %@",
-                          epoch + 1, epochs, batch, batchesPerEpoch, tally.loss, tally.accuracy, imagesPerSecond, clock(eta))
+        let eta = (t - started) / Double(p.step) * Double(p.totalSteps - p.step)
+        var line = String(format: "epoch %d/%d step %d/%d loss %.4f acc %.4f %.1f img/s ETA %@",
+                          p.epoch + 1, epochs, p.batch, p.batchesPerEpoch, p.tally.loss, p.tally.accuracy, p.imagesPerSecond, clock(eta))
+        if showsCommunication { line += String(format: " comm %.0f%%", 100 * p.communicationShare) }
         if interactive {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8))
         } else {
@@ -36,8 +43,10 @@ public final class ConsoleReporter: TrainingObserver {
 
     public func epochFinished(_ r: EpochRecord) {
         clearLine()
-        print(String(format: "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f img/s, %.1f s",
-                     r.epoch, epochs, r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, r.imagesPerSecond, r.seconds))
+        var line = String(format: "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f img/s, %.1f s",
+                          r.epoch, epochs, r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, r.imagesPerSecond, r.seconds)
+        if showsCommunication { line += String(format: " (compute %.1f s, communication %.1f s)", r.computeSeconds, r.communicationSeconds) }
+        print(line)
         fflush(nil)
     }
 
@@ -78,8 +87,7 @@ public final class MetricsLog: TrainingObserver {
 
     public var plotPath: String { (path as NSString).deletingPathExtension + ".svg" }
 
-    public func stepFinished(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally,
-                             imagesPerSecond: Double) {}
+    public func stepFinished(_ progress: StepProgress) {}
 
     public func epochFinished(_ record: EpochRecord) {
         history.append(record)
@@ -96,7 +104,8 @@ public final class MetricsLog: TrainingObserver {
         func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
         let line = "{\"event\":\"\(event)\",\"epoch\":\(r.epoch),\"step\":\(r.step),\"train_loss\":\(number(r.trainLoss)),"
             + "\"train_acc\":\(number(r.trainAccuracy)),\"test_loss\":\(number(r.testLoss)),\"test_acc\":\(number(r.testAccuracy)),"
-            + "\"images_per_sec\":\(number(r.imagesPerSecond)),\"seconds\":\(number(r.seconds))}\n"
+            + "\"images_per_sec\":\(number(r.imagesPerSecond)),\"seconds\":\(number(r.seconds)),"
+            + "\"compute_sec\":\(number(r.computeSeconds)),\"comm_sec\":\(number(r.communicationSeconds))}\n"
         handle.write(Data(line.utf8))
     }
 }

@@ -1,18 +1,29 @@
+import Datasets
 import Tensor
 
-/// The order in which one epoch visits a split: a permutation drawn from (seed, epoch), or
-/// file order, cut into batches of `batchSize` (the last one may be smaller).
+/// The order in which one epoch visits a split, and each rank's share of every global
+/// batch. The order is a permutation drawn from (seed, epoch), or file order; global batch
+/// k is positions k·B … k·B+B−1 of it (the last may be shorter), cut into `worldSize`
+/// contiguous local batches whose sizes differ by at most one.
 public struct EpochSampler: Sendable {
     public let count: Int, batchSize: Int, seed: UInt64, shuffle: Bool
+    public let worldSize: Int
 
-    public init(count: Int, batchSize: Int, seed: UInt64, shuffle: Bool) {
+    public init(count: Int, batchSize: Int, seed: UInt64, shuffle: Bool, worldSize: Int = 1) {
+        precondition(batchSize >= worldSize, "a global batch of \(batchSize) cannot feed \(worldSize) ranks")
         self.count = count
         self.batchSize = batchSize
         self.seed = seed
         self.shuffle = shuffle
+        self.worldSize = worldSize
     }
 
-    public var batchesPerEpoch: Int { (count + batchSize - 1) / batchSize }
+    /// Global batches per epoch. A last batch smaller than the number of ranks would leave a
+    /// rank empty-handed, and is skipped.
+    public var batchesPerEpoch: Int {
+        let remainder = count % batchSize
+        return count / batchSize + (remainder >= worldSize ? 1 : 0)
+    }
 
     /// Example indices in visiting order for `epoch` (0-based).
     public func order(epoch: Int) -> [Int] {
@@ -25,18 +36,21 @@ public struct EpochSampler: Sendable {
         return indices
     }
 
-    /// The index range inside `order(epoch:)` of batch `batch`.
+    /// Positions in `order(epoch:)` of global batch `batch`.
     public func range(ofBatch batch: Int) -> Range<Int> {
         (batch * batchSize)..<min((batch + 1) * batchSize, count)
     }
+
+    /// Positions of `rank`'s share of global batch `batch`.
+    public func range(ofBatch batch: Int, rank: Int) -> Range<Int> {
+        shard(range(ofBatch: batch), rank: rank, of: worldSize)
+    }
 }
 
-/// Combines seeds and counters into one seed (for per-epoch and per-batch generators).
-public func mix(_ values: UInt64...) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for v in values {
-        h ^= v &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
-        h = h &* 0x100_0000_01B3
-    }
-    return h
+/// `rank`'s contiguous part of `range` split `parts` ways, sizes differing by at most one
+/// (the first `range.count % parts` parts have one more).
+public func shard(_ range: Range<Int>, rank: Int, of parts: Int) -> Range<Int> {
+    let base = range.count / parts, extra = range.count % parts
+    let start = range.lowerBound + rank * base + min(rank, extra)
+    return start..<(start + base + (rank < extra ? 1 : 0))
 }

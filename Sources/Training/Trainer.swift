@@ -1,4 +1,5 @@
 import Datasets
+import Distributed
 import Foundation
 import Models
 import Optim
@@ -29,6 +30,10 @@ public struct TrainingConfig: Sendable {
     public var initialization = Initialization.xavier
     /// Evaluate the test split after every epoch (the final evaluation always happens).
     public var evaluateEachEpoch = true
+    /// Batch-norm statistics over the global batch (across ranks) rather than each rank's.
+    public var syncBatchNorm = false
+    /// Size of the gradient buckets whose all-reduce overlaps backward.
+    public var bucketBytes = 4 << 20
 
     public init() {}
 }
@@ -47,17 +52,29 @@ public struct EpochRecord: Sendable {
     public var trainLoss: Double, trainAccuracy: Double
     public var testLoss: Double, testAccuracy: Double
     public var imagesPerSecond: Double, seconds: Double
+    /// Of `seconds`: forward and backward, and waiting for other ranks (all-reduce).
+    public var computeSeconds: Double, communicationSeconds: Double
+}
+
+/// Where a run is after one step.
+public struct StepProgress {
+    public var epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int
+    public var tally: Tally
+    public var imagesPerSecond: Double
+    /// The part of the time spent waiting for communication so far this epoch.
+    public var communicationShare: Double
 }
 
 /// Receives the run's progress; the CLI prints it and writes files.
 public protocol TrainingObserver: AnyObject {
-    func stepFinished(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally, imagesPerSecond: Double)
+    func stepFinished(_ progress: StepProgress)
     func epochFinished(_ record: EpochRecord)
     func runFinished(_ record: EpochRecord)
 }
 
-/// Trains one network on one process: forward, loss, backward, the gradients-ready hook,
-/// the optimizer step; evaluation on the test split.
+/// Trains one network replica: forward, loss, backward (its gradients summed across ranks
+/// as they become ready), the optimizer step; evaluation on the test split. With one
+/// process the communicator is `SingleProcess` and every collective is free.
 public final class Trainer {
     public let network: Network
     public let config: TrainingConfig
@@ -66,24 +83,28 @@ public final class Trainer {
     public let schedule: LearningRateSchedule
     /// Told of every step, epoch and the end of the run (progress line, metrics file).
     public var observers: [any TrainingObserver] = []
-    /// Called between backward and the optimizer step, when every gradient is ready
-    /// (the point where data parallelism all-reduces).
-    public var onGradientsReady: ((Network) -> Void)?
+    public let communicator: any Communicator
     public private(set) var step = 0
 
     private let loss: SoftmaxCrossEntropy
     private let sampler: EpochSampler
     private let trainPipeline: BatchPipeline
     private let testPipeline: BatchPipeline
+    private let gradients: GradientSynchronizer
+    /// Σloss, correct, examples of one step, summed across ranks.
+    private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
 
-    public init(network: Network, config: TrainingConfig, splits: Splits, preprocessing: Preprocessing) {
+    public init(network: Network, config: TrainingConfig, splits: Splits, preprocessing: Preprocessing,
+                communicator: any Communicator = SingleProcess()) {
         self.network = network
         self.config = config
         self.splits = splits
+        self.communicator = communicator
         if let p = config.dropout { network.setDropout(p) }
         network.seedDropout(mix(config.seed, 0xD0))
         loss = SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing)
-        sampler = EpochSampler(count: splits.train.count, batchSize: config.batchSize, seed: config.seed, shuffle: config.shuffle)
+        sampler = EpochSampler(count: splits.train.count, batchSize: config.batchSize, seed: config.seed, shuffle: config.shuffle,
+                               worldSize: communicator.size)
         let steps = Trainer.totalSteps(config: config, batchesPerEpoch: sampler.batchesPerEpoch)
         schedule = LearningRateSchedule(kind: config.schedule, baseRate: config.learningRate,
                                         warmupSteps: Int(config.warmupEpochs * Double(sampler.batchesPerEpoch)),
@@ -99,11 +120,22 @@ public final class Trainer {
         }
         var testPreprocessing = preprocessing
         testPreprocessing.augment = false
+        let localCapacity = (config.batchSize + communicator.size - 1) / communicator.size
         trainPipeline = BatchPipeline(assembler: BatchAssembler(set: splits.train, preprocessing: preprocessing),
-                                      batchSize: config.batchSize)
+                                      capacity: localCapacity)
         testPipeline = BatchPipeline(assembler: BatchAssembler(set: splits.test, preprocessing: testPreprocessing),
-                                     batchSize: config.batchSize)
+                                     capacity: localCapacity)
+        gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: config.bucketBytes)
+        gradients.attach()
+        if config.syncBatchNorm && communicator.size > 1 {
+            for (_, bn) in network.batchNorms { bn.reducer = communicator }
+        }
     }
+
+    deinit { stepSums.deallocate() }
+
+    /// Bytes of gradient each rank sends into the all-reduce per step.
+    public var bytesPerStep: Int { communicator.size > 1 ? gradients.bytesPerStep : 0 }
 
     public static func totalSteps(config: TrainingConfig, batchesPerEpoch: Int) -> Int {
         let all = config.epochs * batchesPerEpoch
@@ -128,13 +160,18 @@ public final class Trainer {
             guard step < total else { break }
             let started = now()
             var tally = Tally()
-            trainPipeline.start(order: sampler.order(epoch: epoch), seed: mix(config.seed, UInt64(epoch), 0xA6))
+            var timing = (compute: 0.0, communication: 0.0)
+            let batches = (0..<sampler.batchesPerEpoch).map { sampler.range(ofBatch: $0, rank: communicator.rank) }
+            trainPipeline.start(order: sampler.order(epoch: epoch), batches: batches, seed: mix(config.seed, UInt64(epoch), 0xA6))
             var batch = 0
             while step < total, let b = trainPipeline.next() {
-                try trainStep(b, tally: &tally)
+                try trainStep(b, globalBatch: sampler.range(ofBatch: batch).count, tally: &tally, timing: &timing)
                 batch += 1
-                for o in observers { o.stepFinished(epoch: epoch, batch: batch, batchesPerEpoch: sampler.batchesPerEpoch, step: step,
-                                       totalSteps: total, tally: tally, imagesPerSecond: Double(tally.examples) / (now() - started)) }
+                let elapsed = now() - started
+                let progress = StepProgress(epoch: epoch, batch: batch, batchesPerEpoch: sampler.batchesPerEpoch, step: step,
+                                            totalSteps: total, tally: tally, imagesPerSecond: Double(tally.examples) / elapsed,
+                                            communicationShare: timing.communication / elapsed)
+                for o in observers { o.stepFinished(progress) }
             }
             trainPipeline.finish()
             let seconds = now() - started
@@ -143,13 +180,15 @@ public final class Trainer {
             let test = finishedEpoch && (config.evaluateEachEpoch || step >= total) ? evaluate() : nil
             let record = EpochRecord(epoch: epoch + 1, step: step, trainLoss: tally.loss, trainAccuracy: tally.accuracy,
                                      testLoss: test?.loss ?? .nan, testAccuracy: test?.accuracy ?? .nan,
-                                     imagesPerSecond: Double(tally.examples) / seconds, seconds: seconds)
+                                     imagesPerSecond: Double(tally.examples) / seconds, seconds: seconds,
+                                     computeSeconds: timing.compute, communicationSeconds: timing.communication)
             last = record
             if finishedEpoch { for o in observers { o.epochFinished(record) } } else { break epochs }
         }
         // The final state: evaluated with the final weights (again, if the last epoch already was).
         var final = last ?? EpochRecord(epoch: 0, step: step, trainLoss: lastTally.loss, trainAccuracy: lastTally.accuracy,
-                                        testLoss: .nan, testAccuracy: .nan, imagesPerSecond: 0, seconds: 0)
+                                        testLoss: .nan, testAccuracy: .nan, imagesPerSecond: 0, seconds: 0,
+                                        computeSeconds: 0, communicationSeconds: 0)
         if final.testLoss.isNaN {
             let test = evaluate()
             final.testLoss = test.loss
@@ -159,32 +198,56 @@ public final class Trainer {
         return final
     }
 
-    private func trainStep(_ batch: BatchPipeline.Batch, tally: inout Tally) throws {
+    /// One optimizer step on this rank's share of a global batch of `globalBatch` examples.
+    private func trainStep(_ batch: BatchPipeline.Batch, globalBatch: Int, tally: inout Tally,
+                           timing: inout (compute: Double, communication: Double)) throws {
+        let t0 = now()
         optimizer.learningRate = schedule.rate(at: step)
         network.zeroGradients()
+        gradients.beginStep()
         let logits = network.forward(batch.images, mode: .training)
-        let result = loss.evaluate(logits: logits, labels: batch.labels)
-        guard result.lossSum.isFinite else { throw DivergedError(step: step + 1, loss: result.lossSum / Double(batch.labels.count)) }
+        // Each rank divides by the global batch, so the sum over ranks is the global mean's gradient.
+        let result = loss.evaluate(logits: logits, labels: batch.labels, normalizer: globalBatch)
         network.backward(batch.images, result.gradient)
-        onGradientsReady?(network)
+        let t1 = now()
+        gradients.finishStep()
+        stepSums[0] = result.lossSum
+        stepSums[1] = Double(result.correct)
+        stepSums[2] = Double(batch.labels.count)
+        communicator.sum(stepSums)
+        let t2 = now()
+        timing.compute += t1 - t0
+        timing.communication += t2 - t1
+        guard stepSums[0].isFinite else { throw DivergedError(step: step + 1, loss: stepSums[0] / stepSums[2]) }
         optimizer.step()
         step += 1
-        tally.lossSum += result.lossSum
-        tally.correct += result.correct
-        tally.examples += batch.labels.count
+        tally.lossSum += stepSums[0]
+        tally.correct += Int(stepSums[1])
+        tally.examples += Int(stepSums[2])
     }
 
-    /// Loss and accuracy over the whole test split, in evaluation mode.
+    /// Loss and accuracy over the whole test split in evaluation mode, each rank taking a
+    /// contiguous shard so that every example counts exactly once. Without synchronized
+    /// batch norm, the ranks' running statistics are averaged first.
     public func evaluate() -> Tally {
-        var tally = Tally()
-        testPipeline.start(order: Array(0..<splits.test.count), seed: 0)
+        if !config.syncBatchNorm { communicator.averageRunningStatistics(network) }
+        let mine = shard(0..<splits.test.count, rank: communicator.rank, of: communicator.size)
+        let capacity = (config.batchSize + communicator.size - 1) / communicator.size
+        let batches = stride(from: mine.lowerBound, to: mine.upperBound, by: capacity).map { $0..<min($0 + capacity, mine.upperBound) }
+        var sums = [0.0, 0.0, 0.0]
+        testPipeline.start(order: Array(0..<splits.test.count), batches: batches, seed: 0)
         while let b = testPipeline.next() {
             let logits = network.forward(b.images, mode: .evaluation)
             let result = loss.evaluate(logits: logits, labels: b.labels)
-            tally.lossSum += result.lossSum
-            tally.correct += result.correct
-            tally.examples += b.labels.count
+            sums[0] += result.lossSum
+            sums[1] += Double(result.correct)
+            sums[2] += Double(b.labels.count)
         }
+        sums.withUnsafeMutableBufferPointer { communicator.sum($0) }
+        var tally = Tally()
+        tally.lossSum = sums[0]
+        tally.correct = Int(sums[1])
+        tally.examples = Int(sums[2])
         return tally
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Models
 
 @main
@@ -6,8 +7,25 @@ struct CNNTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cnn-train",
         abstract: "Train the classic convolutional networks with data parallelism over MPI.",
-        discussion: "Models: \(ModelZoo.names.joined(separator: ", ")).",
+        discussion: """
+        Models: \(ModelZoo.names.joined(separator: ", ")).
+        Under mpirun every rank trains a replica on its share of each global batch: mpirun -n 4 cnn-train resnet18
+        """,
         subcommands: [TrainCommand.self, EvalCommand.self, ModelsCommand.self, BenchCommand.self, VersionCommand.self],
         defaultSubcommand: TrainCommand.self
     )
+
+    /// As ArgumentParser's, except that under mpirun only rank 0 reports an error every rank
+    /// hit alike (a bad argument), so it is printed once.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"], rank != "0" {
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Models
+import Datasets
 import Optim
 import Training
 
@@ -85,7 +86,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write JSON lines of per-epoch metrics here, and the curves as SVG beside it.", valueName: "file"))
     var metrics: String?
 
-    @Option(name: .long, help: "OpenBLAS threads (default: OpenBLAS's choice, all cores).")
+    @Flag(name: .long, help: "Batch-norm statistics over the global batch across ranks (default: each rank's own).")
+    var syncBn = false
+
+    @Option(name: .long, help: "Gradient bucket size in MiB: each bucket's all-reduce starts as soon as backward has produced it.")
+    var bucketMb = 4.0
+
+    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
     var threads: Int?
 
     func validate() throws {
@@ -109,6 +116,7 @@ struct TrainCommand: ParsableCommand {
         if momentum < 0 || weightDecay < 0 || warmupEpochs < 0 { throw ValidationError("--momentum, --weight-decay and --warmup-epochs cannot be negative") }
         if nesterov && momentum == 0 { throw ValidationError("--nesterov needs --momentum above 0") }
         if let initFrom, !FileManager.default.fileExists(atPath: initFrom) { throw ValidationError("--init-from \(initFrom): no such file") }
+        if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
     }
 
     func config() -> TrainingConfig {
@@ -131,29 +139,52 @@ struct TrainCommand: ParsableCommand {
         c.seed = seed
         c.shuffle = !noShuffle
         c.initialization = Initialization(rawValue: initialization)!
+        c.syncBatchNorm = syncBn
+        c.bucketBytes = max(1, Int(bucketMb * 1_048_576))
         return c
     }
 
     func run() throws {
-        if let threads { BLAS.threads = threads }
-        let config = config()
-        let splits = try data.load(seed: config.seed)
-        let network = try ModelZoo.make(model, inputChannels: splits.train.channels, classes: splits.train.classes)
-        let preprocessing = try data.preprocessing(model: model, channels: splits.train.channels, augment: augment)
-        do { _ = try network.describe(side: preprocessing.side) } catch {
-            throw ValidationError("\(model) cannot take side \(preprocessing.side): \(error)")
-        }
-        network.initialize(config.initialization, seed: config.seed)
-        if let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+        let job = Job(threads: threads)
+        try job.run { try train(job) }
+    }
 
-        let trainer = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing)
-        print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
-              + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
-              + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps")
-        trainer.observers.append(ConsoleReporter(epochs: config.epochs))
-        if let metrics { trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)")) }
+    private func train(_ job: Job) throws {
+        let config = config()
+        let communicator = job.communicator
+        let (network, splits, preprocessing) = try job.collectively { () throws -> (Network, Splits, Preprocessing) in
+            let splits = try data.load(seed: config.seed)
+            guard splits.train.count >= communicator.size, config.batchSize >= communicator.size else {
+                throw ValidationError("\(communicator.size) ranks need a global batch and a training set of at least \(communicator.size)")
+            }
+            let network = try ModelZoo.make(model, inputChannels: splits.train.channels, classes: splits.train.classes)
+            let preprocessing = try data.preprocessing(model: model, channels: splits.train.channels, augment: augment)
+            do { _ = try network.describe(side: preprocessing.side) } catch {
+                throw ValidationError("\(model) cannot take side \(preprocessing.side): \(error)")
+            }
+            network.initialize(config.initialization, seed: config.seed)
+            if communicator.isRoot, let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+            return (network, splits, preprocessing)
+        }
+        try job.collectively {
+            guard communicator.sameModelEverywhere(network) else {
+                throw ValidationError("the ranks built different models (names or shapes differ); give every rank the same arguments")
+            }
+        }
+        communicator.broadcastState(network)
+
+        let trainer = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing, communicator: communicator)
+        if job.isRoot {
+            print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
+                  + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
+                  + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps"
+                  + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) BLAS thread(s) each, "
+                     + "\(grouped(trainer.bytesPerStep)) bytes all-reduced per step\(config.syncBatchNorm ? ", synchronized batch norm" : "")" : ""))
+            trainer.observers.append(ConsoleReporter(epochs: config.epochs, showsCommunication: communicator.size > 1))
+            if let metrics { trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)")) }
+        }
         try trainer.run()
-        if let save {
+        if job.isRoot, let save {
             try ModelWeights.save(network, to: save)
             print("weights written to \(save)")
         }

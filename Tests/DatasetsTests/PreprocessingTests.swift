@@ -6,9 +6,8 @@ final class PreprocessingTests: XCTestCase {
     private func assemble(_ set: ImageSet, _ p: Preprocessing, seed: UInt64 = 1) -> [Real] {
         let images = Tensor(zeros: Shape(set.count, set.channels, p.side, p.side))
         var labels = [Int32](repeating: -1, count: set.count)
-        var rng = SeededGenerator(seed: seed)
         Array(0..<set.count).withUnsafeBufferPointer { indices in
-            BatchAssembler(set: set, preprocessing: p).assemble(indices, into: images, labels: &labels, rng: &rng)
+            BatchAssembler(set: set, preprocessing: p).assemble(indices, into: images, labels: &labels, seed: seed)
         }
         XCTAssertEqual(labels, set.labels)
         return images.array

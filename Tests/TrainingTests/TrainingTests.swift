@@ -23,7 +23,7 @@ final class TrainerTests: XCTestCase {
 
     final class Recorder: TrainingObserver {
         var epochs: [EpochRecord] = [], final: EpochRecord?, steps = 0
-        func stepFinished(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally, imagesPerSecond: Double) { steps += 1 }
+        func stepFinished(_ progress: StepProgress) { steps += 1 }
         func epochFinished(_ record: EpochRecord) { epochs.append(record) }
         func runFinished(_ record: EpochRecord) { final = record }
     }

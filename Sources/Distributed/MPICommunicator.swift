@@ -1,0 +1,82 @@
+import CMPI
+import CMPIShims
+import Foundation
+import NN
+
+/// The processes of an `mpirun` job, over MPI_COMM_WORLD. Only the main thread calls MPI
+/// (MPI_THREAD_FUNNELED).
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let localSize: Int
+    private let comm = cnn_mpi_comm_world()
+
+    /// Whether this process was started by OpenMPI's launcher.
+    public static var isLaunchedByMPI: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
+
+    public init() {
+        var provided: Int32 = 0
+        MPI_Init_thread(nil, nil, cnn_mpi_thread_funneled(), &provided)
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &s)
+        rank = Int(r)
+        size = Int(s)
+        localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+    }
+
+    /// Ends MPI; call once, after the last collective.
+    public func finalize() { MPI_Finalize() }
+
+    private var realType: MPI_Datatype { MemoryLayout<Real>.size == 8 ? cnn_mpi_double() : cnn_mpi_float() }
+
+    public func sum(_ values: UnsafeMutableBufferPointer<Real>) {
+        guard size > 1, !values.isEmpty else { return }
+        MPI_Allreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), realType, cnn_mpi_sum(), comm)
+    }
+
+    public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
+        guard size > 1, !values.isEmpty else { return }
+        MPI_Allreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), cnn_mpi_double(), cnn_mpi_sum(), comm)
+    }
+
+    public func minimum(_ values: UnsafeMutableBufferPointer<Int64>) {
+        guard size > 1, !values.isEmpty else { return }
+        MPI_Allreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), cnn_mpi_int64(), cnn_mpi_min(), comm)
+    }
+
+    public func broadcast(_ values: UnsafeMutableRawBufferPointer, root: Int) {
+        guard size > 1, !values.isEmpty else { return }
+        MPI_Bcast(values.baseAddress, Int32(values.count), cnn_mpi_byte(), Int32(root), comm)
+    }
+
+    /// Requests of the sums in flight; grown once to the number of slots used.
+    private var requests: [MPI_Request?] = []
+    private var active = 0
+
+    public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {
+        guard size > 1, !values.isEmpty else { return }
+        while requests.count <= slot { requests.append(cnn_mpi_request_null()) }
+        MPI_Iallreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), realType, cnn_mpi_sum(), comm, &requests[slot])
+        active = max(active, slot + 1)
+    }
+
+    public func progress() {
+        guard active > 0 else { return }
+        var done: Int32 = 0
+        MPI_Testall(Int32(active), &requests, &done, nil)
+    }
+
+    public func waitAll() {
+        guard active > 0 else { return }
+        MPI_Waitall(Int32(active), &requests, nil)
+        active = 0
+    }
+
+    public func barrier() { MPI_Barrier(comm) }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+}

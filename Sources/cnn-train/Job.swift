@@ -1,0 +1,69 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Tensor
+import Training
+
+/// The processes of one run: one alone, or the ranks of an `mpirun` job. Decides who
+/// prints errors, so that an error is printed once and no rank is left waiting.
+final class Job {
+    let communicator: any Communicator
+
+    init(threads: Int?) {
+        communicator = MPICommunicator.isLaunchedByMPI ? MPICommunicator() : SingleProcess()
+        // One BLAS thread pool per rank must not oversubscribe the host's cores.
+        if let threads {
+            BLAS.threads = threads
+        } else if communicator.localSize > 1 {
+            BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.localSize)
+        }
+    }
+
+    var isRoot: Bool { communicator.isRoot }
+
+    /// An error every rank knows of, with the message of the rank where it happened.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs `body` on every rank and agrees on the outcome: if it failed anywhere, every
+    /// rank throws `Failure` carrying the message of the lowest failing rank.
+    func collectively<T>(_ body: () throws -> T) throws -> T {
+        var outcome: Result<T, Error>
+        do { outcome = .success(try body()) } catch { outcome = .failure(error) }
+        guard communicator.size > 1 else { return try outcome.get() }
+        var firstFailing = [Int64(communicator.size)]
+        if case .failure = outcome { firstFailing[0] = Int64(communicator.rank) }
+        firstFailing.withUnsafeMutableBufferPointer { communicator.minimum($0) }
+        let failing = Int(firstFailing[0])
+        if failing == communicator.size { return try outcome.get() }
+        var message = [UInt8](repeating: 0, count: 2048)
+        if failing == communicator.rank, case let .failure(error) = outcome {
+            let text = Array("\(error)".utf8.prefix(message.count - 1))
+            message.replaceSubrange(0..<text.count, with: text)
+        }
+        message.withUnsafeMutableBytes { communicator.broadcast($0, root: failing) }
+        let text = String(decoding: message.prefix { $0 != 0 }, as: UTF8.self)
+        throw Failure(description: communicator.size > 1 && failing != 0 ? "rank \(failing): \(text)" : text)
+    }
+
+    /// Runs the whole job body. Errors all ranks share (`Failure`, a diverged loss) are
+    /// reported by rank 0 alone; any other error on a rank of a multi-rank job is printed
+    /// there and ends every rank at once, since the others may be waiting for it.
+    func run(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch where communicator.size > 1 {
+            if error is Failure || error is Trainer.DivergedError {
+                finish()
+                if isRoot { throw error }
+                throw ExitCode.failure
+            }
+            FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
+            communicator.abort(code: 1)
+        }
+        finish()
+    }
+
+    private func finish() { (communicator as? MPICommunicator)?.finalize() }
+}
