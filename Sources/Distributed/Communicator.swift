@@ -12,7 +12,8 @@ public protocol Communicator: AnyObject, BatchStatisticsReducer {
 
     /// Replaces `values` by their sum over all ranks.
     func sum(_ values: UnsafeMutableBufferPointer<Real>)
-    func sum(_ values: UnsafeMutableBufferPointer<Double>)
+    /// The same for float64 statistics and metrics (whatever `Real` is in this build).
+    func sum(doubles values: UnsafeMutableBufferPointer<Double>)
     func minimum(_ values: UnsafeMutableBufferPointer<Int64>)
     /// Copies rank `root`'s `values` to every rank.
     func broadcast(_ values: UnsafeMutableRawBufferPointer, root: Int)
@@ -32,14 +33,7 @@ public protocol Communicator: AnyObject, BatchStatisticsReducer {
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
-    public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) { sum(values) }
-
-    /// The sum over all ranks of one number.
-    public func sum(_ value: Double) -> Double {
-        var v = value
-        withUnsafeMutablePointer(to: &v) { sum(UnsafeMutableBufferPointer(start: $0, count: 1)) }
-        return v
-    }
+    public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) { sum(doubles: values) }
 
     /// Whether every rank passed `value`.
     public func allAgree(_ value: Int64) -> Bool {
@@ -56,7 +50,7 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public var localSize: Int { 1 }
     public func sum(_ values: UnsafeMutableBufferPointer<Real>) {}
-    public func sum(_ values: UnsafeMutableBufferPointer<Double>) {}
+    public func sum(doubles values: UnsafeMutableBufferPointer<Double>) {}
     public func minimum(_ values: UnsafeMutableBufferPointer<Int64>) {}
     public func broadcast(_ values: UnsafeMutableRawBufferPointer, root: Int) {}
     public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {}

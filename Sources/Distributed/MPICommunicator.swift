@@ -35,7 +35,7 @@ public final class MPICommunicator: Communicator {
         MPI_Allreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), realType, cnn_mpi_sum(), comm)
     }
 
-    public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
+    public func sum(doubles values: UnsafeMutableBufferPointer<Double>) {
         guard size > 1, !values.isEmpty else { return }
         MPI_Allreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), cnn_mpi_double(), cnn_mpi_sum(), comm)
     }

@@ -214,7 +214,7 @@ public final class Trainer {
         stepSums[0] = result.lossSum
         stepSums[1] = Double(result.correct)
         stepSums[2] = Double(batch.labels.count)
-        communicator.sum(stepSums)
+        communicator.sum(doubles: stepSums)
         let t2 = now()
         timing.compute += t1 - t0
         timing.communication += t2 - t1
@@ -243,7 +243,7 @@ public final class Trainer {
             sums[1] += Double(result.correct)
             sums[2] += Double(b.labels.count)
         }
-        sums.withUnsafeMutableBufferPointer { communicator.sum($0) }
+        sums.withUnsafeMutableBufferPointer { communicator.sum(doubles: $0) }
         var tally = Tally()
         tally.lossSum = sums[0]
         tally.correct = Int(sums[1])

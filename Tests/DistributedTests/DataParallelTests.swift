@@ -1,0 +1,139 @@
+import Foundation
+import HDF5
+import XCTest
+
+/// Multi-rank behaviour with real `mpirun` processes: the same result as one process on the
+/// same global batch, and failures that end the job instead of hanging it.
+final class DataParallelTests: XCTestCase {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cnn-train")
+    private var scratch: URL!
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"), "mpirun (openmpi-bin) is not installed")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "cnn-train not built at \(Self.binary.path)")
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+
+    struct Outcome { var status: Int32; var seconds: Double; var out: String; var err: String }
+
+    /// Runs `cnn-train` alone (ranks 0) or under `mpirun -n ranks`; ends it after `timeout`.
+    @discardableResult
+    func run(ranks: Int, _ arguments: [String], mpmd: [String]? = nil, timeout: Double = 120) throws -> Outcome {
+        let process = Process()
+        if ranks == 0 {
+            process.executableURL = Self.binary
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+            var args = ["--oversubscribe", "-n", "\(ranks)", Self.binary.path] + arguments
+            if let mpmd { args += [":", "-n", "1", Self.binary.path] + mpmd }
+            process.arguments = args
+            var env = ProcessInfo.processInfo.environment
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+            process.environment = env
+        }
+        let outFile = scratch.appendingPathComponent("out-\(UUID().uuidString)"), errFile = scratch.appendingPathComponent("err-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outFile)
+        process.standardError = try FileHandle(forWritingTo: errFile)
+        let start = Date()
+        try process.run()
+        while process.isRunning && Date().timeIntervalSince(start) < timeout { usleep(50_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            XCTFail("\(arguments) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, seconds: Date().timeIntervalSince(start),
+                       out: try String(contentsOf: outFile, encoding: .utf8), err: try String(contentsOf: errFile, encoding: .utf8))
+    }
+
+    /// Every float dataset under /model of two weight files: the largest tensor-level
+    /// relative difference, and where.
+    func difference(_ a: String, _ b: String, only filter: (String) -> Bool = { _ in true }) throws -> (Double, String) {
+        let ga = try HDF5File(reading: a).root.group("model"), gb = try HDF5File(reading: b).root.group("model")
+        var worst = (0.0, "")
+        for key in try ga.memberNames() where !key.hasSuffix("num_batches_tracked") && filter(key) {
+            let x = try ga.dataset(key).readDoubles(), y = try gb.dataset(key).readDoubles()
+            let scale = max(x.map(abs).max() ?? 0, 1e-30)
+            let diff = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            if diff / scale > worst.0 { worst = (diff / scale, key) }
+        }
+        return worst
+    }
+
+    private func equivalence(model: String, extra: [String], batch: Int, rankCounts: [Int]) throws {
+        let common = ["--dataset", "synthetic", "--synthetic-count", "300,40", "--no-shuffle", "--dropout", "0", "--max-steps", "5",
+                      "--batch-size", "\(batch)", "--lr", "0.05", "--momentum", "0.9", "--limit-test", "10"] + extra
+        let single = scratch.appendingPathComponent("single.h5").path
+        let one = try run(ranks: 0, [model, "--sync-bn", "--save", single] + common)
+        XCTAssertEqual(one.status, 0, one.err)
+        for n in rankCounts {
+            let path = scratch.appendingPathComponent("ranks\(n).h5").path
+            let many = try run(ranks: n, [model, "--sync-bn", "--save", path] + common)
+            XCTAssertEqual(many.status, 0, many.err)
+            let (worst, key) = try difference(single, path)
+            XCTAssertLessThanOrEqual(worst, 1e-5, "\(model) on \(n) ranks differs from one process at \(key) by \(worst)")
+        }
+        // Negative control: without synchronized batch norm each rank normalizes its own half.
+        let local = scratch.appendingPathComponent("local.h5").path
+        let unsynced = try run(ranks: 2, [model, "--save", local] + common)
+        XCTAssertEqual(unsynced.status, 0, unsynced.err)
+        let (drift, _) = try difference(single, local, only: { $0.hasSuffix("running_mean") || $0.hasSuffix("running_var") })
+        XCTAssertGreaterThan(drift, 1e-3, "without --sync-bn the running statistics must differ from one process")
+    }
+
+    func testLeNetBNOnTwoAndThreeRanksEqualsOneProcess() throws {
+        // 50 is not divisible by 3: local batches of 17, 17 and 16.
+        try equivalence(model: "lenet-bn", extra: [], batch: 50, rankCounts: [2, 3])
+    }
+
+    /// In float32, five steps of ResNet-18 from Xavier weights are chaotic at the 1e-5 level:
+    /// one process with 1 and with 2 BLAS threads already differs by up to 60% (batch-norm
+    /// biases, stage-3 weights; measured with `--threads 1` against `--threads 2`), so only
+    /// the float64 build can show equality here; there the ranks agree to 3e-8 (the float32
+    /// rounding of the saved files).
+    func testResNet18OnTwoAndThreeRanksEqualsOneProcess() throws {
+        let version = try run(ranks: 0, ["version"]).out
+        try XCTSkipUnless(version.contains("float64"), "ResNet-18 equivalence is checked in the float64 build (CNN_TRAIN_FLOAT64=1)")
+        try equivalence(model: "resnet18", extra: ["--side", "32"], batch: 12, rankCounts: [2, 3])
+    }
+
+    func testARankThatCannotReadItsDataEndsTheJob() throws {
+        let common = ["lenet", "--max-steps", "3"]
+        let outcome = try run(ranks: 1, common + ["--dataset", "synthetic"],
+                              mpmd: common + ["--dataset", "mnist", "--data-dir", scratch.appendingPathComponent("nothing").path],
+                              timeout: 60)
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertLessThan(outcome.seconds, 30)
+        let errors = outcome.err.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        XCTAssertEqual(errors.count, 1, "printed once: \(outcome.err)")
+        XCTAssertTrue(errors.first?.contains("rank 1:") == true && outcome.err.contains("train-images-idx3-ubyte: no such file"), outcome.err)
+    }
+
+    func testABadArgumentIsReportedOnce() throws {
+        let outcome = try run(ranks: 2, ["resnet50"], timeout: 60)
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertEqual(outcome.err.components(separatedBy: "unknown model 'resnet50'").count - 1, 1, outcome.err)
+    }
+
+    func testGlobalMetricsOnTwoRanksCoverEveryTestExampleOnce() throws {
+        let metrics = scratch.appendingPathComponent("m.jsonl").path
+        let outcome = try run(ranks: 2, ["lenet", "--dataset", "synthetic", "--synthetic-count", "301,41", "--epochs", "1",
+                                         "--batch-size", "30", "--metrics", metrics])
+        XCTAssertEqual(outcome.status, 0, outcome.err)
+        let done = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? ""
+        let fields = try JSONSerialization.jsonObject(with: Data(done.utf8)) as! [String: Any]
+        XCTAssertEqual(fields["step"] as? Int, 10, "301 examples: 10 batches of 30; the last, of 1, is fewer than the ranks and skipped")
+        XCTAssertNotNil(fields["comm_sec"] as? Double)
+        // 41 test examples split 21 + 20: accuracy is a multiple of 1/41.
+        let accuracy = try XCTUnwrap(fields["test_acc"] as? Double)
+        XCTAssertEqual((accuracy * 41).rounded(), accuracy * 41, accuracy: 1e-9)
+    }
+}
