@@ -1,17 +1,22 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Models
 import Optim
 import Training
 
-/// `cnn-train bench`: the speed of one training step on synthetic data.
+/// `cnn-train bench`: the speed of training steps on synthetic data, on one process or
+/// across the ranks of an mpirun job.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time training steps (forward, loss, backward, SGD update) on random data.",
+        abstract: "Time training steps (forward, loss, backward, gradient all-reduce, SGD update) on random data.",
         discussion: """
-        Reports images/s, seconds per step and GFLOP/s, counting a training step as three \
-        forward passes (backward costs about two). Build with `swift build -c release` first.
+        Reports images/s, seconds per step and GFLOP/s, counting a training step as three forward \
+        passes (backward costs about two). Under mpirun the global batch is split across the ranks and \
+        the report adds the bytes all-reduced per step, the time spent waiting for communication, and \
+        the overlap: the share of a blocking all-reduce's time that the bucketed all-reduce hid behind \
+        backward. Build with `swift build -c release` first.
         """
     )
 
@@ -21,7 +26,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Input side in pixels (default: the model's D2L side).")
     var side: Int?
 
-    @Option(name: .long, help: "Images per step.")
+    @Option(name: .long, help: "Images per step (the global batch, split across ranks).")
     var batch = 64
 
     @Option(name: .long, help: "Timed steps.")
@@ -30,7 +35,10 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed steps first (buffers are allocated on the first).")
     var warmup = 1
 
-    @Option(name: .long, help: "OpenBLAS threads (default: OpenBLAS's own choice).")
+    @Option(name: .long, help: "Gradient bucket size in MiB.")
+    var bucketMb = 4.0
+
+    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
     var threads: Int?
 
     @Flag(name: .long, help: "Print one JSON line instead of text.")
@@ -43,56 +51,90 @@ struct BenchCommand: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup cannot be negative, got \(warmup)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
         if let side, side < 1 { throw ValidationError("--side must be positive, got \(side)") }
+        if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
     }
 
     func run() throws {
-        if let threads { BLAS.threads = threads }
+        let job = Job(threads: threads)
+        try job.run { try measure(job) }
+    }
+
+    private func measure(_ job: Job) throws {
+        let communicator = job.communicator
         let side = self.side ?? ModelZoo.defaultSide(model)!
         let network = try ModelZoo.make(model)
-        do { _ = try network.describe(side: side) } catch {
-            throw ValidationError("\(model) cannot take side \(side): \(error)")
+        try job.collectively {
+            guard batch >= communicator.size else { throw ValidationError("--batch \(batch) is smaller than the \(communicator.size) ranks") }
+            do { _ = try network.describe(side: side) } catch { throw ValidationError("\(model) cannot take side \(side): \(error)") }
         }
         network.initialize(.xavier, seed: 0)
-        var rng = SeededGenerator(seed: 1)
-        let images = Tensor(zeros: Shape(batch, 1, side, side))
+        let local = shard(0..<batch, rank: communicator.rank, of: communicator.size).count
+        var rng = SeededGenerator(seed: 1 &+ UInt64(communicator.rank))
+        let images = Tensor(zeros: Shape(local, 1, side, side))
         for i in 0..<images.count { images.data[i] = rng.uniform(0, 1) }
-        let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(network.classes)) }
+        let labels = (0..<local).map { _ in Int32(rng.next() % UInt64(network.classes)) }
         let loss = SoftmaxCrossEntropy()
         let sgd = SGD(values: network.parameterStorage, gradients: network.gradientStorage, learningRate: 0.01)
+        let gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: max(1, Int(bucketMb * 1_048_576)))
+        gradients.attach()
 
-        var forward = 0.0, backward = 0.0, update = 0.0
+        var compute = 0.0, waiting = 0.0, update = 0.0
         for step in 0..<(warmup + steps) {
+            communicator.barrier()
             let t0 = now()
             network.zeroGradients()
+            gradients.beginStep()
             let logits = network.forward(images, mode: .training)
-            let result = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0) }
-            let t1 = now()
+            let result = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0, normalizer: batch) }
             network.backward(images, result.gradient)
+            let t1 = now()
+            gradients.finishStep()
             let t2 = now()
             sgd.step()
             let t3 = now()
             if step >= warmup {
-                forward += t1 - t0
-                backward += t2 - t1
+                compute += t1 - t0
+                waiting += t2 - t1
                 update += t3 - t2
             }
         }
-        let perStep = (forward + backward + update) / Double(steps)
+        // The same bytes in one blocking all-reduce after backward: what overlap saves against.
+        var blocking = 0.0
+        if communicator.size > 1 {
+            let all = UnsafeMutableBufferPointer(start: network.gradientStorage.base, count: network.parameterCount)
+            for _ in 0..<steps {
+                communicator.barrier()
+                let t = now()
+                communicator.sum(all)
+                blocking += now() - t
+            }
+        }
+        // Rank 0 reports the slowest rank's times (a step lasts as long as its slowest rank).
+        let perRank = [compute, waiting, update, blocking].map { $0 / Double(steps) }
+        var slowest = perRank.map { Int64(($0 * 1e9).rounded()) }.map { -$0 }
+        slowest.withUnsafeMutableBufferPointer { communicator.minimum($0) }
+        let (c, w, u, b) = (Double(-slowest[0]) / 1e9, Double(-slowest[1]) / 1e9, Double(-slowest[2]) / 1e9, Double(-slowest[3]) / 1e9)
+        guard job.isRoot else { return }
+        let perStep = c + w + u
         let imagesPerSecond = Double(batch) / perStep
         let gflops = 3 * Double(network.flopsPerImage(side: side)) * Double(batch) / perStep / 1e9
+        let bytes = communicator.size > 1 ? gradients.bytesPerStep : 0
+        let overlap = b > 0 ? max(0, min(1, 1 - w / b)) : 0
         if json {
-            print("{\"model\":\"\(model)\",\"side\":\(side),\"batch\":\(batch),\"steps\":\(steps),"
-                  + "\"threads\":\(BLAS.threads),\"blas_core\":\"\(BLAS.coreName)\","
-                  + "\"seconds_per_step\":\(perStep),\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),"
-                  + "\"forward_sec\":\(forward / Double(steps)),\"backward_sec\":\(backward / Double(steps)),"
-                  + "\"update_sec\":\(update / Double(steps))}")
+            print("{\"model\":\"\(model)\",\"side\":\(side),\"batch\":\(batch),\"ranks\":\(communicator.size),\"steps\":\(steps),"
+                  + "\"threads\":\(BLAS.threads),\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
+                  + "\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),\"compute_sec\":\(c),\"comm_wait_sec\":\(w),"
+                  + "\"update_sec\":\(u),\"comm_share\":\(w / perStep),\"bytes_per_step\":\(bytes),"
+                  + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap)}")
         } else {
-            print("\(model) side \(side) batch \(batch): \(steps) steps after \(warmup) warm-up, "
-                  + "OpenBLAS \(BLAS.coreName) with \(BLAS.threads) thread(s)")
-            print(String(format: "  %.3f s/step (forward %.3f, backward %.3f, update %.3f)",
-                         perStep, forward / Double(steps), backward / Double(steps), update / Double(steps)))
-            print(String(format: "  %.1f images/s, %.1f GFLOP/s", imagesPerSecond, gflops))
+            print("\(model) side \(side) global batch \(batch) on \(communicator.size) rank(s): \(steps) steps after \(warmup) warm-up, "
+                  + "OpenBLAS \(BLAS.coreName) with \(BLAS.threads) thread(s) per rank")
+            print(String(format: "  %.3f s/step (forward+backward %.3f, waiting for all-reduce %.3f, update %.3f)", perStep, c, w, u))
+            print(String(format: "  %.1f images/s, %.1f GFLOP/s, communication %.1f%% of the step", imagesPerSecond, gflops, 100 * w / perStep))
+            if communicator.size > 1 {
+                print(String(format: "  %@ bytes all-reduced per step; a blocking all-reduce of them takes %.3f s, overlap hid %.0f%% of it",
+                             grouped(bytes), b, 100 * overlap))
+            }
         }
     }
 }
-
