@@ -117,6 +117,46 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(errors.first?.contains("rank 1:") == true && outcome.err.contains("train-images-idx3-ubyte: no such file"), outcome.err)
     }
 
+    func testWhenARankDiesTheOthersExitWithinSeconds() throws {
+        let marker = "\(UInt32.random(in: 1_000_000...9_999_999))"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        process.arguments = ["--oversubscribe", "-n", "2", Self.binary.path, "lenet", "--dataset", "synthetic", "--epochs", "1000",
+                             "--seed", marker]
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Find one rank by the unique seed on its command line, once both are training.
+        var victim: Int32?
+        let start = Date()
+        while victim == nil && Date().timeIntervalSince(start) < 30 {
+            usleep(500_000)
+            let pgrep = Process()
+            pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+            pgrep.arguments = ["-f", "cnn-train lenet .*--seed \(marker)"]
+            let pipe = Pipe()
+            pgrep.standardOutput = pipe
+            try pgrep.run()
+            pgrep.waitUntilExit()
+            let pids = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
+            if pids.count >= 2 { victim = pids.last }
+        }
+        let pid = try XCTUnwrap(victim, "the ranks did not start")
+        sleep(2)
+        kill(pid, SIGKILL)
+        let killed = Date()
+        while process.isRunning && Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
+        XCTAssertFalse(process.isRunning, "the job outlived its killed rank by 30 s")
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 10, "the other rank should end within seconds")
+        process.waitUntilExit()
+        XCTAssertNotEqual(process.terminationStatus, 0)
+    }
+
     func testABadArgumentIsReportedOnce() throws {
         let outcome = try run(ranks: 2, ["resnet50"], timeout: 60)
         XCTAssertNotEqual(outcome.status, 0)
