@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Datasets
 import Foundation
 import Models
 import Training
@@ -25,7 +26,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON line {\"loss\":…,\"accuracy\":…,\"examples\":…}.")
     var json = false
 
-    @Option(name: .long, help: "OpenBLAS threads (default: OpenBLAS's choice, all cores).")
+    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
     var threads: Int?
 
     func validate() throws {
@@ -35,23 +36,35 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { BLAS.threads = threads }
-        let named = try ModelWeights.modelName(in: initFrom)
-        guard let name = model ?? named else {
-            throw ValidationError("\(initFrom) does not name its model; give it: cnn-train eval MODEL --init-from \(initFrom)")
+        let job = Job(threads: threads)
+        try job.run { try evaluate(job) }
+    }
+
+    /// Under mpirun the ranks share the test set and rank 0 prints the global result.
+    private func evaluate(_ job: Job) throws {
+        let (network, splits, preprocessing) = try job.collectively { () throws -> (Network, Splits, Preprocessing) in
+            let named = try ModelWeights.modelName(in: initFrom)
+            guard let name = model ?? named else {
+                throw ValidationError("\(initFrom) does not name its model; give it: cnn-train eval MODEL --init-from \(initFrom)")
+            }
+            let splits = try data.load(seed: 0)
+            let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
+            try ModelWeights.load(into: network, from: initFrom)
+            return (network, splits, try data.preprocessing(model: name, channels: splits.test.channels, augment: false))
         }
         var config = TrainingConfig()
-        config.batchSize = batchSize
+        config.batchSize = max(batchSize, job.communicator.size)
         config.epochs = 0
-        let splits = try data.load(seed: 0)
-        let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
-        try ModelWeights.load(into: network, from: initFrom)
-        let preprocessing = try data.preprocessing(model: name, channels: splits.test.channels, augment: false)
-        let tally = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing).evaluate()
+        // Loaded statistics are already the ones to use; averaging them again would change nothing.
+        config.syncBatchNorm = true
+        let tally = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing,
+                            communicator: job.communicator).evaluate()
+        guard job.isRoot else { return }
         if json {
             print("{\"loss\":\(tally.loss),\"accuracy\":\(tally.accuracy),\"examples\":\(tally.examples)}")
         } else {
-            print(String(format: "%@ on %@ test split: loss %.4f, accuracy %.4f (%d examples)", name, data.dataset, tally.loss, tally.accuracy, tally.examples))
+            print(String(format: "%@ on %@ test split: loss %.4f, accuracy %.4f (%d examples)",
+                         network.name, data.dataset, tally.loss, tally.accuracy, tally.examples))
         }
     }
 }
