@@ -55,8 +55,10 @@ final class Job {
             try body()
         } catch where communicator.size > 1 {
             if error is Failure || error is Trainer.DivergedError {
+                // Rank 0 prints before anyone exits, so mpirun's own report comes after it.
+                if isRoot { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
+                communicator.barrier()
                 finish()
-                if isRoot { throw error }
                 throw ExitCode.failure
             }
             FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))

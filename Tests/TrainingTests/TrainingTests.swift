@@ -142,7 +142,8 @@ final class ModelWeightsTests: XCTestCase {
         XCTAssertEqual(try ModelWeights.modelName(in: path), "lenet-bn")
         let b = try ModelZoo.make("lenet-bn")
         try ModelWeights.load(into: b, from: path)
-        XCTAssertEqual(parameters(a), parameters(b))
+        // The file holds float32 (PyTorch's layout), whatever this build computes in.
+        XCTAssertEqual(parameters(a).map { Real(Float($0)) }, parameters(b))
         XCTAssertEqual(b.batchNorms[0].layer.runningMean.array, [Real](repeating: 0.25, count: 6))
         XCTAssertEqual(b.batchNorms[0].layer.numBatchesTracked, 17)
     }
