@@ -101,7 +101,8 @@ public final class Trainer {
         self.splits = splits
         self.communicator = communicator
         if let p = config.dropout { network.setDropout(p) }
-        network.seedDropout(mix(config.seed, 0xD0))
+        // Each rank draws its own dropout masks (its examples are not the others').
+        network.seedDropout(mix(config.seed, 0xD0, UInt64(communicator.rank)))
         loss = SoftmaxCrossEntropy(labelSmoothing: config.labelSmoothing)
         sampler = EpochSampler(count: splits.train.count, batchSize: config.batchSize, seed: config.seed, shuffle: config.shuffle,
                                worldSize: communicator.size)
