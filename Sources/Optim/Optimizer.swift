@@ -10,7 +10,22 @@ public protocol Optimizer: AnyObject {
     /// Per-parameter state by PyTorch's slot name ("momentum_buffer", "exp_avg", "exp_avg_sq"),
     /// each as long as the parameter buffer; empty until the first step creates it.
     var slots: [(name: String, storage: Storage)] { get }
+    /// The slot names a step creates, in `slots` order.
+    var slotNames: [String] { get }
     func step()
+    /// Continues from saved state: slot values by name (each as long as the parameters)
+    /// and the steps taken.
+    func restore(slots: [String: [Real]], stepCount: Int)
+}
+
+extension Optimizer {
+    /// Copies `values` into a new storage, or nil when the slot was not saved.
+    static func storage(_ values: [Real]?) -> Storage? {
+        guard let values else { return nil }
+        let s = Storage(count: values.count)
+        values.withUnsafeBufferPointer { s.base.update(from: $0.baseAddress!, count: values.count) }
+        return s
+    }
 }
 
 // MARK: - SGD
@@ -37,6 +52,12 @@ public final class SGD: Optimizer {
     }
 
     public var slots: [(name: String, storage: Storage)] { momentumBuffer.map { [("momentum_buffer", $0)] } ?? [] }
+    public var slotNames: [String] { momentum == 0 ? [] : ["momentum_buffer"] }
+
+    public func restore(slots: [String: [Real]], stepCount: Int) {
+        momentumBuffer = Self.storage(slots["momentum_buffer"])
+        self.stepCount = stepCount
+    }
 
     public func step() {
         let p = values.base, g = gradients.base, n = values.count
@@ -88,6 +109,18 @@ public final class Adam: Optimizer {
 
     public var slots: [(name: String, storage: Storage)] {
         stepCount == 0 ? [] : [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)]
+    }
+    public var slotNames: [String] { ["exp_avg", "exp_avg_sq"] }
+
+    public func restore(slots: [String: [Real]], stepCount: Int) {
+        for (name, storage) in [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)] {
+            if let values = slots[name] {
+                values.withUnsafeBufferPointer { storage.base.update(from: $0.baseAddress!, count: storage.count) }
+            } else {
+                storage.base.update(repeating: 0, count: storage.count)
+            }
+        }
+        self.stepCount = stepCount
     }
 
     public func step() {

@@ -76,13 +76,15 @@ public final class MetricsLog: TrainingObserver {
     private var history: [EpochRecord] = []
     private let title: String
 
-    public init(path: String, title: String) throws {
+    /// `history`: epochs a resumed run already completed, written first.
+    public init(path: String, title: String, history: [EpochRecord] = []) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "cannot write metrics file \(path)"])
         }
         self.path = path
         self.handle = handle
         self.title = title
+        for record in history { epochFinished(record) }
     }
 
     public var plotPath: String { (path as NSString).deletingPathExtension + ".svg" }

@@ -84,7 +84,7 @@ public final class Trainer {
     /// Told of every step, epoch and the end of the run (progress line, metrics file).
     public var observers: [any TrainingObserver] = []
     public let communicator: any Communicator
-    public private(set) var step = 0
+    public internal(set) var step = 0
 
     private let loss: SoftmaxCrossEntropy
     private let sampler: EpochSampler
@@ -151,50 +151,93 @@ public final class Trainer {
         public var description: String { "loss became \(loss) at step \(step); lower the learning rate (--lr)" }
     }
 
-    /// Runs every epoch (or until `maxSteps`), evaluating as configured; returns the final record.
+    // MARK: - Position, for checkpoints
+
+    /// Where a run stands between steps: the epoch in progress, the next global batch in
+    /// it, and what that epoch's batches so far have measured.
+    public struct Position: Sendable {
+        public var epoch = 0, batch = 0
+        public var tally = Tally()
+        public init() {}
+    }
+
+    public private(set) var position = Position()
+    /// The records of the epochs completed so far.
+    public private(set) var history: [EpochRecord] = []
+    /// Called on every rank when a checkpoint is due: every `checkpointEvery` steps (each
+    /// epoch's end when nil) and at the end of the run.
+    public var onCheckpoint: ((Trainer) throws -> Void)?
+    public var checkpointEvery: Int?
+
+    /// Continues a run from a checkpoint: the weights and optimizer are restored by the caller.
+    public func resume(step: Int, position: Position, history: [EpochRecord]) {
+        self.step = step
+        self.position = position
+        self.history = history
+    }
+
+    /// Runs every epoch (or until `maxSteps`) from the current position, evaluating as
+    /// configured; returns the final record.
     @discardableResult
     public func run() throws -> EpochRecord {
         let total = totalSteps
-        var last: EpochRecord?
-        var lastTally = Tally()
-        epochs: for epoch in 0..<config.epochs {
-            guard step < total else { break }
+        var lastCheckpoint = -1
+        func checkpoint() throws {
+            guard let onCheckpoint, lastCheckpoint != step else { return }
+            try onCheckpoint(self)
+            lastCheckpoint = step
+        }
+        var segment = (rate: 0.0, seconds: 0.0, compute: 0.0, communication: 0.0)
+        epochs: while position.epoch < config.epochs && step < total {
+            let epoch = position.epoch
             let started = now()
-            var tally = Tally()
             var timing = (compute: 0.0, communication: 0.0)
-            let batches = (0..<sampler.batchesPerEpoch).map { sampler.range(ofBatch: $0, rank: communicator.rank) }
+            let batches = (position.batch..<sampler.batchesPerEpoch).map { sampler.range(ofBatch: $0, rank: communicator.rank) }
             trainPipeline.start(order: sampler.order(epoch: epoch), batches: batches, seed: mix(config.seed, UInt64(epoch), 0xA6))
-            var batch = 0
+            var examplesHere = 0
             while step < total, let b = trainPipeline.next() {
-                try trainStep(b, globalBatch: sampler.range(ofBatch: batch).count, tally: &tally, timing: &timing)
-                batch += 1
+                try trainStep(b, globalBatch: sampler.range(ofBatch: position.batch).count, tally: &position.tally, timing: &timing)
+                examplesHere += sampler.range(ofBatch: position.batch).count
+                position.batch += 1
                 let elapsed = now() - started
-                let progress = StepProgress(epoch: epoch, batch: batch, batchesPerEpoch: sampler.batchesPerEpoch, step: step,
-                                            totalSteps: total, tally: tally, imagesPerSecond: Double(tally.examples) / elapsed,
+                let progress = StepProgress(epoch: epoch, batch: position.batch, batchesPerEpoch: sampler.batchesPerEpoch, step: step,
+                                            totalSteps: total, tally: position.tally, imagesPerSecond: Double(examplesHere) / elapsed,
                                             communicationShare: timing.communication / elapsed)
                 for o in observers { o.stepFinished(progress) }
+                if let every = checkpointEvery, step % every == 0, step < total { try checkpoint() }
+                if let fault = Fault.current, fault.kind == "kill-rank-after-step", fault.values == [communicator.rank, step] {
+                    kill(getpid(), SIGKILL)
+                }
             }
             trainPipeline.finish()
             let seconds = now() - started
-            lastTally = tally
-            let finishedEpoch = batch == sampler.batchesPerEpoch
-            let test = finishedEpoch && (config.evaluateEachEpoch || step >= total) ? evaluate() : nil
+            segment = (Double(examplesHere) / seconds, seconds, timing.compute, timing.communication)
+            guard position.batch == sampler.batchesPerEpoch else { break epochs }
+            let test = config.evaluateEachEpoch || step >= total ? evaluate() : nil
+            let tally = position.tally
             let record = EpochRecord(epoch: epoch + 1, step: step, trainLoss: tally.loss, trainAccuracy: tally.accuracy,
                                      testLoss: test?.loss ?? .nan, testAccuracy: test?.accuracy ?? .nan,
-                                     imagesPerSecond: Double(tally.examples) / seconds, seconds: seconds,
+                                     imagesPerSecond: Double(examplesHere) / seconds, seconds: seconds,
                                      computeSeconds: timing.compute, communicationSeconds: timing.communication)
-            last = record
-            if finishedEpoch { for o in observers { o.epochFinished(record) } } else { break epochs }
+            history.append(record)
+            position = Position()
+            position.epoch = epoch + 1
+            for o in observers { o.epochFinished(record) }
+            if checkpointEvery == nil && step < total { try checkpoint() }
         }
-        // The final state: evaluated with the final weights (again, if the last epoch already was).
-        var final = last ?? EpochRecord(epoch: 0, step: step, trainLoss: lastTally.loss, trainAccuracy: lastTally.accuracy,
-                                        testLoss: .nan, testAccuracy: .nan, imagesPerSecond: 0, seconds: 0,
-                                        computeSeconds: 0, communicationSeconds: 0)
-        if final.testLoss.isNaN {
+        // The final state, evaluated with the final weights (unless the last epoch just was).
+        var final: EpochRecord
+        if position.batch == 0, let last = history.last, last.step == step, !last.testLoss.isNaN {
+            final = last
+        } else {
             let test = evaluate()
-            final.testLoss = test.loss
-            final.testAccuracy = test.accuracy
+            final = EpochRecord(epoch: position.epoch + (position.batch > 0 ? 1 : 0), step: step,
+                                trainLoss: position.batch > 0 ? position.tally.loss : history.last?.trainLoss ?? .nan,
+                                trainAccuracy: position.batch > 0 ? position.tally.accuracy : history.last?.trainAccuracy ?? .nan,
+                                testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: segment.rate,
+                                seconds: segment.seconds, computeSeconds: segment.compute, communicationSeconds: segment.communication)
         }
+        try checkpoint()
         for o in observers { o.runFinished(final) }
         return final
     }

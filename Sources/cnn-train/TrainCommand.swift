@@ -86,6 +86,21 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write JSON lines of per-epoch metrics here, and the curves as SVG beside it.", valueName: "file"))
     var metrics: String?
 
+    @Option(name: .long, help: ArgumentHelp("Write checkpoints here (rank 0), with a 'latest' pointer.", valueName: "dir"))
+    var checkpointDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Checkpoint every N optimizer steps (default: at each epoch's end).", valueName: "N"))
+    var checkpointEvery: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Keep the newest K checkpoints (and the best by test accuracy).", valueName: "K"))
+    var keep = 3
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Resume: 'auto' takes the latest checkpoint in --checkpoint-dir (a fresh start if there is none), or give a file or a directory.",
+        discussion: "Weights, optimizer, schedule, the position in the epoch and the dropout generators are restored; --epochs and --max-steps count from the original start; the global batch must stay, the number of ranks may change.",
+        valueName: "auto|path"))
+    var resume: String?
+
     @Flag(name: .long, help: "Batch-norm statistics over the global batch across ranks (default: each rank's own).")
     var syncBn = false
 
@@ -117,6 +132,39 @@ struct TrainCommand: ParsableCommand {
         if nesterov && momentum == 0 { throw ValidationError("--nesterov needs --momentum above 0") }
         if let initFrom, !FileManager.default.fileExists(atPath: initFrom) { throw ValidationError("--init-from \(initFrom): no such file") }
         if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive, got \(checkpointEvery)") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if checkpointEvery != nil && checkpointDir == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir") }
+        if resume == "auto" && checkpointDir == nil { throw ValidationError("--resume auto needs --checkpoint-dir") }
+        if resume != nil && initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
+    }
+
+    /// The checkpoint to resume from, if any: nil for a fresh start.
+    private func resumePath() throws -> String? {
+        guard let resume else { return nil }
+        if resume == "auto" { return checkpointDir.flatMap { Checkpointer.latest(in: $0) } }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory) else {
+            throw ValidationError("--resume \(resume): no such file or directory")
+        }
+        guard isDirectory.boolValue else { return resume }
+        guard let latest = Checkpointer.latest(in: resume) else { throw ValidationError("--resume \(resume): no checkpoint in this directory") }
+        return latest
+    }
+
+    /// The run's settings, saved in each checkpoint.
+    private func settingsJSON(_ c: TrainingConfig) -> String {
+        let settings: [String: Any] = [
+            "model": model, "dataset": data.dataset, "epochs": c.epochs, "max_steps": c.maxSteps ?? NSNull(),
+            "batch_size": c.batchSize, "lr": Double(c.learningRate), "optimizer": c.optimizer.rawValue,
+            "momentum": Double(c.momentum), "nesterov": c.nesterov, "weight_decay": Double(c.weightDecay),
+            "schedule": c.schedule.rawValue, "warmup_epochs": c.warmupEpochs, "decay_epochs": c.decayEpochs, "gamma": Double(c.gamma),
+            "label_smoothing": Double(c.labelSmoothing), "dropout": c.dropout.map { Double($0) } ?? NSNull(), "augment": augment,
+            "seed": c.seed, "shuffle": c.shuffle, "initialization": c.initialization.rawValue, "sync_bn": c.syncBatchNorm,
+            "side": data.side ?? NSNull(), "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
+        ]
+        let json = try? JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
+        return json.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     func config() -> TrainingConfig {
@@ -150,8 +198,17 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func train(_ job: Job) throws {
-        let config = config()
+        var config = config()
         let communicator = job.communicator
+        let checkpoint = try job.collectively { () throws -> (path: String, contents: CheckpointFile.Contents)? in
+            guard let path = try resumePath() else { return nil }
+            let contents = try CheckpointFile.read(path, expecting: model)
+            guard contents.globalBatch == config.batchSize else {
+                throw ValidationError("\(path) was trained with a global batch of \(contents.globalBatch); resume with --batch-size \(contents.globalBatch)")
+            }
+            return (path, contents)
+        }
+        if let checkpoint { config.seed = checkpoint.contents.seed }
         let (network, splits, preprocessing) = try job.collectively { () throws -> (Network, Splits, Preprocessing) in
             let splits = try data.load(seed: config.seed)
             guard splits.train.count >= communicator.size, config.batchSize >= communicator.size else {
@@ -174,6 +231,23 @@ struct TrainCommand: ParsableCommand {
         communicator.broadcastState(network)
 
         let trainer = Trainer(network: network, config: config, splits: splits, preprocessing: preprocessing, communicator: communicator)
+        if let checkpoint {
+            try job.collectively {
+                let contents = try CheckpointFile.read(checkpoint.path, expecting: model, network: network)
+                try trainer.restore(from: contents, weights: checkpoint.path)
+            }
+            if job.isRoot {
+                print("resuming from \(checkpoint.path): step \(trainer.step), epoch \(trainer.position.epoch + 1), "
+                      + "batch \(trainer.position.batch) of the epoch (written on \(checkpoint.contents.worldSize) rank(s))")
+            }
+        } else if resume == "auto", job.isRoot {
+            print("no checkpoint in \(checkpointDir!): starting afresh")
+        }
+        if let checkpointDir {
+            let checkpointer = try job.collectively { try Checkpointer(directory: checkpointDir, keep: keep, configJSON: settingsJSON(config)) }
+            trainer.checkpointEvery = checkpointEvery
+            trainer.onCheckpoint = { try checkpointer.save($0) }
+        }
         if job.isRoot {
             print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
                   + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
@@ -181,7 +255,9 @@ struct TrainCommand: ParsableCommand {
                   + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) BLAS thread(s) each, "
                      + "\(grouped(trainer.bytesPerStep)) bytes all-reduced per step\(config.syncBatchNorm ? ", synchronized batch norm" : "")" : ""))
             trainer.observers.append(ConsoleReporter(epochs: config.epochs, showsCommunication: communicator.size > 1))
-            if let metrics { trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)")) }
+            if let metrics {
+                trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)", history: trainer.history))
+            }
         }
         try trainer.run()
         if job.isRoot, let save {

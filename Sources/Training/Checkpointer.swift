@@ -1,0 +1,132 @@
+import Checkpoint
+import Distributed
+import Foundation
+import HDF5
+import Optim
+import Tensor
+
+/// Saves checkpoints of a run into a directory (rank 0 writes) and finds the latest one.
+///
+/// Each file is written under a temporary name, flushed, fsynced and renamed into place, and
+/// only then does the `latest` pointer move to it, so a crash mid-write leaves the previous
+/// checkpoint and pointer intact. The newest `keep` files stay, and so does the one with the
+/// best test accuracy.
+public final class Checkpointer {
+    public let directory: String
+    public let keep: Int
+    private let configJSON: String
+    /// Test hook: kill this process during the n-th write (CNN_TRAIN_FAULT=kill-during-checkpoint:n).
+    private let killDuringWrite: Int?
+    private var writes = 0
+
+    public init(directory: String, keep: Int, configJSON: String) throws {
+        self.directory = directory
+        self.keep = keep
+        self.configJSON = configJSON
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        killDuringWrite = Fault.current.flatMap { $0.kind == "kill-during-checkpoint" ? $0.values.first : nil }
+    }
+
+    public static let pointer = "latest"
+
+    /// The newest complete checkpoint in `directory`, or nil if there is none.
+    public static func latest(in directory: String) -> String? {
+        guard let name = try? String(contentsOfFile: "\(directory)/\(pointer)", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty else { return nil }
+        let path = "\(directory)/\(name)"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// Called on every rank: averages unsynchronized batch-norm statistics (so every rank goes
+    /// on from what is saved), gathers the dropout generators, and on rank 0 writes the file.
+    public func save(_ trainer: Trainer) throws {
+        let communicator = trainer.communicator
+        if !trainer.config.syncBatchNorm { communicator.averageRunningStatistics(trainer.network) }
+        let mine = trainer.network.dropouts.flatMap { $0.generator.state.map { Int64(bitPattern: $0) } }
+        var all = [Int64](repeating: 0, count: mine.count * communicator.size)
+        for r in 0..<communicator.size {
+            var slice = r == communicator.rank ? mine : [Int64](repeating: 0, count: mine.count)
+            slice.withUnsafeMutableBytes { communicator.broadcast($0, root: r) }
+            all.replaceSubrange((r * mine.count)..<((r + 1) * mine.count), with: slice)
+        }
+        guard communicator.isRoot else { return }
+        writes += 1
+        let name = String(format: "ckpt-step-%09d.h5", trainer.step)
+        let final = "\(directory)/\(name)", temporary = "\(directory)/.\(name).tmp"
+        do {
+            let file = try HDF5File(creating: temporary)
+            try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
+            if writes == killDuringWrite { try file.flush(); kill(getpid(), SIGKILL) }
+            try file.flush()
+        }
+        try fsync(path: temporary)
+        try rename(temporary, to: final)
+        try replacePointer(with: name)
+        try prune()
+    }
+
+    private func fsync(path: String) throws {
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw HDF5Error("\(path): cannot open to sync") }
+        defer { try? handle.close() }
+        try handle.synchronize()
+    }
+
+    private func rename(_ from: String, to: String) throws {
+        guard Foundation.rename(from, to) == 0 else {
+            throw HDF5Error("\(to): cannot rename \(from) into place (\(String(cString: strerror(errno))))")
+        }
+        // Make the rename itself durable.
+        let fd = open(directory, O_RDONLY)
+        if fd >= 0 { _ = Foundation.fsync(fd); close(fd) }
+    }
+
+    private func replacePointer(with name: String) throws {
+        let temporary = "\(directory)/.\(Self.pointer).tmp"
+        try Data((name + "\n").utf8).write(to: URL(fileURLWithPath: temporary))
+        try fsync(path: temporary)
+        try rename(temporary, to: "\(directory)/\(Self.pointer)")
+    }
+
+    /// Keeps the newest `keep` checkpoints and the best by test accuracy.
+    private func prune() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { $0.hasPrefix("ckpt-step-") && $0.hasSuffix(".h5") }.sorted()
+        guard names.count > keep else { return }
+        func accuracy(_ name: String) -> Double {
+            (try? HDF5File(reading: "\(directory)/\(name)").root.doubleAttribute("test_acc")).flatMap { $0.isNaN ? nil : $0 } ?? -1
+        }
+        let best = names.max { accuracy($0) < accuracy($1) }
+        for name in names.dropLast(keep) where name != best {
+            try FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+        }
+    }
+}
+
+/// Fault injection for tests, from the environment: CNN_TRAIN_FAULT=kind:n[:m].
+public struct Fault: Sendable {
+    public let kind: String
+    public let values: [Int]
+
+    public static let current: Fault? = {
+        guard let text = ProcessInfo.processInfo.environment["CNN_TRAIN_FAULT"] else { return nil }
+        let parts = text.split(separator: ":").map(String.init)
+        return Fault(kind: parts[0], values: parts.dropFirst().compactMap { Int($0) })
+    }()
+}
+
+extension Trainer {
+    /// Restores a run from checkpoint contents: weights (all ranks read the same file),
+    /// optimizer slots and step count, position, history, and each rank's dropout generators
+    /// when the number of ranks is the one that wrote them.
+    public func restore(from contents: CheckpointFile.Contents, weights path: String) throws {
+        try ModelWeights.load(into: network, from: path)
+        optimizer.restore(slots: contents.slots, stepCount: contents.optimizerSteps)
+        resume(step: contents.step, position: contents.position, history: contents.history)
+        if contents.worldSize == communicator.size, contents.dropoutStates.indices.contains(communicator.rank) {
+            let states = contents.dropoutStates[communicator.rank]
+            for (i, d) in network.dropouts.enumerated() where states.count >= 4 * (i + 1) {
+                d.generator = SeededGenerator(state: Array(states[(4 * i)..<(4 * i + 4)]))
+            }
+        }
+    }
+}
