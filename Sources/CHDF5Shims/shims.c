@@ -2,6 +2,7 @@
 
 unsigned cnn_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 unsigned cnn_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+unsigned cnn_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 hid_t cnn_h5p_default(void) { return H5P_DEFAULT; }
 hid_t cnn_h5s_all(void) { return H5S_ALL; }
 hid_t cnn_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }

@@ -23,6 +23,15 @@ public final class HDF5File {
         guard id >= 0 else { throw HDF5Error("\(path): cannot open as HDF5") }
     }
 
+    /// Opens an existing file for reading and writing.
+    public init(updating path: String) throws {
+        cnn_h5_silence_errors()
+        self.path = path
+        guard H5Fis_hdf5(path) > 0 else { throw HDF5Error("\(path): not an HDF5 file (or missing, or truncated)") }
+        id = H5Fopen(path, cnn_h5f_acc_rdwr(), cnn_h5p_default())
+        guard id >= 0 else { throw HDF5Error("\(path): cannot open for writing") }
+    }
+
     /// Creates (or truncates) a file for writing.
     public init(creating path: String) throws {
         cnn_h5_silence_errors()
@@ -212,6 +221,11 @@ public final class HDF5Group: HDF5Object {
         let g = H5Gcreate2(id, name, lcpl, cnn_h5p_default(), cnn_h5p_default())
         guard g >= 0 else { throw HDF5Error("\(location): cannot create group '\(name)'") }
         return HDF5Group(file: file, id: g, path: childPath(name))
+    }
+
+    /// Unlinks a member (a dataset or group) from the file.
+    public func remove(_ name: String) throws {
+        guard contains(name), H5Ldelete(id, name, cnn_h5p_default()) >= 0 else { throw HDF5Error("\(location): cannot remove '\(name)'") }
     }
 
     public func dataset(_ name: String) throws -> HDF5Dataset {

@@ -89,6 +89,8 @@ public enum CheckpointFile {
         public var epoch: Int, step: Int, worldSize: Int, globalBatch: Int, seed: UInt64
         public var config: String, created: String
         public var optimizerKind: String, optimizerSteps: Int
+        /// The optimizer's slot names in the file; `slots` holds their values when read with a network.
+        public var slotNames: [String]
         public var slots: [String: [Real]]
         public var position: Trainer.Position
         public var dropoutStates: [[UInt64]]
@@ -115,6 +117,8 @@ public enum CheckpointFile {
                 throw fail("has no /\(group) group")
             }
             let optimizer = try root.group("optimizer"), sampler = try root.group("sampler")
+            let keys = try optimizer.memberNames()
+            let slotNames = try keys.first.map { try optimizer.group($0).memberNames() } ?? []
             var slots: [String: [Real]] = [:]
             if let network {
                 for (index, (key, parameter)) in network.parameters.enumerated() where root.contains("optimizer/\(key)") {
@@ -158,7 +162,8 @@ public enum CheckpointFile {
                             worldSize: worldSize, globalBatch: Int(try root.intAttribute("global_batch")),
                             seed: UInt64(bitPattern: try root.intAttribute("seed")), config: try root.stringAttribute("config"),
                             created: try root.stringAttribute("created"), optimizerKind: try optimizer.stringAttribute("kind"),
-                            optimizerSteps: Int(try optimizer.intAttribute("step_count")), slots: slots, position: position,
+                            optimizerSteps: Int(try optimizer.intAttribute("step_count")), slotNames: slotNames, slots: slots,
+                            position: position,
                             dropoutStates: states, history: history)
         } catch let error as HDF5Error where !error.description.hasPrefix(path) {
             throw fail("is damaged: \(error)")

@@ -11,7 +11,7 @@ struct CNNTrain: ParsableCommand {
         Models: \(ModelZoo.names.joined(separator: ", ")).
         Under mpirun every rank trains a replica on its share of each global batch: mpirun -n 4 cnn-train resnet18
         """,
-        subcommands: [TrainCommand.self, EvalCommand.self, ModelsCommand.self, BenchCommand.self, VersionCommand.self],
+        subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, ModelsCommand.self, BenchCommand.self, VersionCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 

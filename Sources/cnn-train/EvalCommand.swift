@@ -16,7 +16,13 @@ struct EvalCommand: ParsableCommand {
     var model: String?
 
     @Option(name: .long, help: ArgumentHelp("HDF5 weights: group /model with one dataset per state_dict key.", valueName: "file"))
-    var initFrom: String
+    var initFrom: String?
+
+    @Option(name: .long, help: ArgumentHelp("A checkpoint (its /model has the same layout).", valueName: "file"))
+    var checkpoint: String?
+
+    /// The weights file, from either option.
+    private var weights: String { initFrom ?? checkpoint! }
 
     @OptionGroup(title: "Data") var data: DataOptions
 
@@ -32,7 +38,8 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if let model, !ModelZoo.names.contains(model) { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
         if batchSize < 1 { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        guard FileManager.default.fileExists(atPath: initFrom) else { throw ValidationError("--init-from \(initFrom): no such file") }
+        guard (initFrom == nil) != (checkpoint == nil) else { throw ValidationError("give either --init-from or --checkpoint") }
+        guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("\(weights): no such file") }
     }
 
     func run() throws {
@@ -43,13 +50,14 @@ struct EvalCommand: ParsableCommand {
     /// Under mpirun the ranks share the test set and rank 0 prints the global result.
     private func evaluate(_ job: Job) throws {
         let (network, splits, preprocessing) = try job.collectively { () throws -> (Network, Splits, Preprocessing) in
-            let named = try ModelWeights.modelName(in: initFrom)
+            if let checkpoint { _ = try CheckpointFile.read(checkpoint, expecting: model) }
+            let named = try ModelWeights.modelName(in: weights)
             guard let name = model ?? named else {
-                throw ValidationError("\(initFrom) does not name its model; give it: cnn-train eval MODEL --init-from \(initFrom)")
+                throw ValidationError("\(weights) does not name its model; give it: cnn-train eval MODEL --init-from \(weights)")
             }
             let splits = try data.load(seed: 0)
             let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
-            try ModelWeights.load(into: network, from: initFrom)
+            try ModelWeights.load(into: network, from: weights)
             return (network, splits, try data.preprocessing(model: name, channels: splits.test.channels, augment: false))
         }
         var config = TrainingConfig()

@@ -7,6 +7,7 @@
 
 unsigned cnn_h5f_acc_rdonly(void);
 unsigned cnn_h5f_acc_trunc(void);
+unsigned cnn_h5f_acc_rdwr(void);
 hid_t cnn_h5p_default(void);
 hid_t cnn_h5s_all(void);
 hid_t cnn_h5t_native_float(void);

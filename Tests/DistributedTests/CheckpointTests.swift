@@ -1,0 +1,122 @@
+import Foundation
+import HDF5
+import XCTest
+
+/// Checkpoints written by rank 0 and exact resume, with real processes.
+final class CheckpointTests: MPITestCase {
+    /// 2 ranks, 10 steps (an epoch is 10 global batches of 32 here), a checkpoint every 3.
+    private let common = ["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "300,40", "--batch-size", "32",
+                          "--max-steps", "10", "--momentum", "0.9", "--checkpoint-every", "3", "--dropout", "0"]
+
+    private func directory(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+
+    /// Every dataset of a checkpoint by path, as float64.
+    private func contents(_ path: String) throws -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        func walk(_ group: HDF5Group, _ prefix: String) throws {
+            for name in try group.memberNames() {
+                if group.isGroup(name) { try walk(try group.group(name), prefix + name + "/") } else {
+                    let d = try group.dataset(name)
+                    out[prefix + name] = d.elementKind == .integer ? try d.readInt64s().map { Double($0) } : try d.readDoubles()
+                }
+            }
+        }
+        try walk(HDF5File(reading: path).root, "")
+        return out
+    }
+
+    private func assertSameTraining(_ a: String, _ b: String, within tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try contents(a), y = try contents(b)
+        XCTAssertEqual(Set(x.keys), Set(y.keys), file: file, line: line)
+        // The momentum of a bias that batch norm follows is pure roundoff (its gradient is zero in
+        // exact arithmetic), so optimizer slots are judged at the scale of the whole optimizer state.
+        let optimizerScale = x.filter { $0.key.hasPrefix("optimizer/") }.values.flatMap { $0 }.map(abs).max() ?? 0
+        for (key, values) in x where !key.hasPrefix("rng/") && key != "metrics/seconds" && key != "metrics/images_per_sec" {
+            let other = try XCTUnwrap(y[key], key)
+            let scale = max(values.map(abs).max() ?? 0, key.hasPrefix("optimizer/") ? optimizerScale : 0, 1e-30)
+            let diff = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(diff / scale, tolerance, "\(key) differs by \(diff / scale)", file: file, line: line)
+        }
+    }
+
+    func testAKilledRunResumesToTheSameResultBitForBit() throws {
+        let straight = try run(ranks: 2, common + ["--checkpoint-dir", directory("straight")])
+        XCTAssertEqual(straight.status, 0, straight.err)
+        let killed = try run(ranks: 2, common + ["--checkpoint-dir", directory("killed")],
+                             environment: ["CNN_TRAIN_FAULT": "kill-rank-after-step:1:7"])
+        XCTAssertNotEqual(killed.status, 0, "rank 1 was killed after step 7")
+        XCTAssertEqual(try String(contentsOfFile: directory("killed") + "/latest", encoding: .utf8), "ckpt-step-000000006.h5\n")
+        let resumed = try run(ranks: 2, common + ["--checkpoint-dir", directory("killed"), "--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.out.contains("resuming from"), resumed.out)
+        try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", directory("killed") + "/ckpt-step-000000010.h5",
+                               within: 0)
+    }
+
+    func testResumingOnOneOrThreeRanksKeepsTheResult() throws {
+        let synced = common + ["--sync-bn"]
+        XCTAssertEqual(try run(ranks: 2, synced + ["--checkpoint-dir", directory("two")]).status, 0)
+        for ranks in [1, 3] {
+            let dir = directory("from-two-to-\(ranks)")
+            let partial = try run(ranks: 2, synced.map { $0 == "10" ? "6" : $0 } + ["--checkpoint-dir", dir])
+            XCTAssertEqual(partial.status, 0, partial.err)
+            let resumed = try run(ranks: ranks == 1 ? 0 : ranks, synced + ["--checkpoint-dir", dir, "--resume", "auto"])
+            XCTAssertEqual(resumed.status, 0, resumed.err)
+            try assertSameTraining(directory("two") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5", within: 1e-5)
+        }
+    }
+
+    func testDamagedOrForeignCheckpointsAreRefusedWithTheirOwnMessage() throws {
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", directory("good")]).status, 0)
+        let good = directory("good") + "/ckpt-step-000000010.h5"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        func refused(_ path: String, _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let outcome = try run(ranks: 0, ["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "300,40", "--batch-size", "32",
+                                             "--resume", path])
+            XCTAssertNotEqual(outcome.status, 0, file: file, line: line)
+            XCTAssertTrue(outcome.err.contains(message), "expected '\(message)' in: \(outcome.err)", file: file, line: line)
+            XCTAssertTrue(outcome.err.contains(path), "the message names the file", file: file, line: line)
+        }
+        for fraction in [0.05, 0.5, 0.95] {
+            let cut = directory("cut-\(fraction).h5")
+            try bytes.prefix(Int(Double(bytes.count) * fraction)).write(to: URL(fileURLWithPath: cut))
+            try refused(cut, "not a readable HDF5 file (truncated or corrupt?)")
+        }
+        let missing = directory("missing.h5")
+        try bytes.write(to: URL(fileURLWithPath: missing))
+        try HDF5File(updating: missing).root.remove("model/fc1.weight")
+        try refused(missing, "/model has no 'fc1.weight'")
+
+        XCTAssertEqual(try run(ranks: 0, ["lenet"] + common.dropFirst() + ["--checkpoint-dir", directory("other")]).status, 0)
+        try refused(directory("other") + "/ckpt-step-000000010.h5", "holds lenet, not lenet-bn")
+
+        let plain = directory("weights.h5")
+        XCTAssertEqual(try run(ranks: 0, common.filter { $0 != "--checkpoint-every" && $0 != "3" } + ["--save", plain]).status, 0)
+        try refused(plain, "not a cnn-train checkpoint")
+        // Nothing was overwritten by the refusals.
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: good)), bytes)
+    }
+
+    func testAKillDuringAWriteLeavesThePreviousCheckpoint() throws {
+        let dir = directory("interrupted")
+        let killed = try run(ranks: 0, common + ["--checkpoint-dir", dir], environment: ["CNN_TRAIN_FAULT": "kill-during-checkpoint:2"])
+        XCTAssertNotEqual(killed.status, 0)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/latest", encoding: .utf8), "ckpt-step-000000003.h5\n")
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: dir).contains(".ckpt-step-000000006.h5.tmp"),
+                      "the interrupted write stays under its temporary name")
+        let inspect = try run(ranks: 0, ["inspect", dir])
+        XCTAssertEqual(inspect.status, 0, inspect.err)
+        XCTAssertTrue(inspect.out.contains("step 3"), inspect.out)
+        let resumed = try run(ranks: 0, common + ["--checkpoint-dir", dir, "--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.out.contains("step 3"), resumed.out)
+    }
+
+    func testKeepsTheNewestAndTheBest() throws {
+        let dir = directory("kept")
+        XCTAssertEqual(try run(ranks: 0, common.map { $0 == "10" ? "40" : $0 } + ["--checkpoint-dir", dir, "--keep", "2"]).status, 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".h5") }.sorted()
+        XCTAssertTrue(names.contains("ckpt-step-000000039.h5") && names.contains("ckpt-step-000000040.h5"), "\(names)")
+        XCTAssertLessThanOrEqual(names.count, 3, "two newest plus the best: \(names)")
+    }
+}
