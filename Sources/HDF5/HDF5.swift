@@ -23,6 +23,28 @@ public final class HDF5File {
         guard id >= 0 else { throw HDF5Error("\(path): cannot open as HDF5") }
     }
 
+    /// A file that lives in memory only, to be taken out whole with `image()`: lets a
+    /// writer serialize quickly and leave the slow disk write to another thread.
+    public init(inMemoryNamed name: String) throws {
+        cnn_h5_silence_errors()
+        path = name
+        let fapl = H5Pcreate(cnn_h5p_file_access())
+        defer { H5Pclose(fapl) }
+        H5Pset_fapl_core(fapl, 1 << 22, false)
+        id = H5Fcreate(name, cnn_h5f_acc_trunc(), cnn_h5p_default(), fapl)
+        guard id >= 0 else { throw HDF5Error("\(name): cannot create an in-memory HDF5 file") }
+    }
+
+    /// The bytes of the whole file, as it would be on disk.
+    public func image() throws -> [UInt8] {
+        try flush()
+        let size = H5Fget_file_image(id, nil, 0)
+        guard size > 0 else { throw HDF5Error("\(path): cannot take the file image") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard H5Fget_file_image(id, &bytes, size) == size else { throw HDF5Error("\(path): cannot take the file image") }
+        return bytes
+    }
+
     /// Opens an existing file for reading and writing.
     public init(updating path: String) throws {
         cnn_h5_silence_errors()

@@ -11,7 +11,7 @@ import Tensor
 /// only then does the `latest` pointer move to it, so a crash mid-write leaves the previous
 /// checkpoint and pointer intact. The newest `keep` files stay, and so does the one with the
 /// best test accuracy.
-public final class Checkpointer {
+public final class Checkpointer: @unchecked Sendable {  // the writer thread and the caller meet only through `done`
     public let directory: String
     public let keep: Int
     private let configJSON: String
@@ -25,6 +25,10 @@ public final class Checkpointer {
         self.configJSON = configJSON
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         killDuringWrite = Fault.current.flatMap { $0.kind == "kill-during-checkpoint" ? $0.values.first : nil }
+        // Checkpoints already there (a resumed run) compete for "best" with their recorded accuracy.
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix("ckpt-step-") && name.hasSuffix(".h5") {
+            accuracies[name] = (try? HDF5File(reading: "\(directory)/\(name)").root.doubleAttribute("test_acc")).flatMap { $0.isNaN ? nil : $0 }
+        }
     }
 
     public static let pointer = "latest"
@@ -38,7 +42,9 @@ public final class Checkpointer {
     }
 
     /// Called on every rank: averages unsynchronized batch-norm statistics (so every rank goes
-    /// on from what is saved), gathers the dropout generators, and on rank 0 writes the file.
+    /// on from what is saved) and gathers the dropout generators. Rank 0 then serializes the
+    /// checkpoint in memory and hands the bytes to a background thread that writes, syncs and
+    /// renames them, so training (and the other ranks) wait only for the serialization.
     public func save(_ trainer: Trainer) throws {
         let communicator = trainer.communicator
         if !trainer.config.syncBatchNorm { communicator.averageRunningStatistics(trainer.network) }
@@ -50,18 +56,52 @@ public final class Checkpointer {
             all.replaceSubrange((r * mine.count)..<((r + 1) * mine.count), with: slice)
         }
         guard communicator.isRoot else { return }
+        try finish()
         writes += 1
         let name = String(format: "ckpt-step-%09d.h5", trainer.step)
-        let final = "\(directory)/\(name)", temporary = "\(directory)/.\(name).tmp"
-        do {
-            let file = try HDF5File(creating: temporary)
-            try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
-            if writes == killDuringWrite { try file.flush(); kill(getpid(), SIGKILL) }
-            try file.flush()
+        let file = try HDF5File(inMemoryNamed: name)
+        try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
+        let bytes = try file.image()
+        let accuracy = trainer.history.last?.testAccuracy ?? .nan
+        let killMidWrite = writes == killDuringWrite
+        pending = Thread { [unowned self] in
+            do { try self.persist(bytes, as: name, accuracy: accuracy, killMidWrite: killMidWrite) } catch { self.failure = error }
+            self.done.signal()
         }
+        pending!.start()
+    }
+
+    /// Waits for the write in progress, if any, and reports its failure.
+    public func finish() throws {
+        guard pending != nil else { return }
+        done.wait()
+        pending = nil
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+    }
+
+    private var pending: Thread?
+    private let done = DispatchSemaphore(value: 0)
+    private var failure: Error?
+    /// Test accuracy of each checkpoint in the directory, for keeping the best.
+    private var accuracies: [String: Double] = [:]
+
+    /// Temporary name, fsync, rename, pointer, pruning: plain file operations only, so that
+    /// this runs beside a main thread that may be using HDF5.
+    private func persist(_ bytes: [UInt8], as name: String, accuracy: Double, killMidWrite: Bool) throws {
+        let final = "\(directory)/\(name)", temporary = "\(directory)/.\(name).tmp"
+        let data = Data(bytes)
+        if killMidWrite {
+            try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: temporary))
+            kill(getpid(), SIGKILL)
+        }
+        try data.write(to: URL(fileURLWithPath: temporary))
         try fsync(path: temporary)
         try rename(temporary, to: final)
         try replacePointer(with: name)
+        accuracies[name] = accuracy
         try prune()
     }
 
@@ -92,10 +132,7 @@ public final class Checkpointer {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("ckpt-step-") && $0.hasSuffix(".h5") }.sorted()
         guard names.count > keep else { return }
-        func accuracy(_ name: String) -> Double {
-            (try? HDF5File(reading: "\(directory)/\(name)").root.doubleAttribute("test_acc")).flatMap { $0.isNaN ? nil : $0 } ?? -1
-        }
-        let best = names.max { accuracy($0) < accuracy($1) }
+        let best = names.max { (accuracies[$0] ?? -1) < (accuracies[$1] ?? -1) }
         for name in names.dropLast(keep) where name != best {
             try FileManager.default.removeItem(atPath: "\(directory)/\(name)")
         }

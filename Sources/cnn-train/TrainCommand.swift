@@ -243,10 +243,12 @@ struct TrainCommand: ParsableCommand {
         } else if resume == "auto", job.isRoot {
             print("no checkpoint in \(checkpointDir!): starting afresh")
         }
+        var checkpointer: Checkpointer?
         if let checkpointDir {
-            let checkpointer = try job.collectively { try Checkpointer(directory: checkpointDir, keep: keep, configJSON: settingsJSON(config)) }
+            let c = try job.collectively { try Checkpointer(directory: checkpointDir, keep: keep, configJSON: settingsJSON(config)) }
             trainer.checkpointEvery = checkpointEvery
-            trainer.onCheckpoint = { try checkpointer.save($0) }
+            trainer.onCheckpoint = { try c.save($0) }
+            checkpointer = c
         }
         if job.isRoot {
             print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
@@ -260,6 +262,7 @@ struct TrainCommand: ParsableCommand {
             }
         }
         try trainer.run()
+        try checkpointer?.finish()
         if job.isRoot, let save {
             try ModelWeights.save(network, to: save)
             print("weights written to \(save)")
