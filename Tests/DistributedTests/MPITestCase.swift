@@ -18,6 +18,9 @@ class MPITestCase: XCTestCase {
 
     struct Outcome { var status: Int32; var seconds: Double; var out: String; var err: String }
 
+    /// Whether the binary under test computes in float64 (`CNN_TRAIN_FLOAT64=1`).
+    func binaryIsFloat64() throws -> Bool { try run(ranks: 0, ["version"]).out.contains("float64") }
+
     /// Runs `cnn-train` alone (ranks 0) or under `mpirun -n ranks`, with `environment` added
     /// (and exported to every rank); ends it after `timeout`.
     @discardableResult
