@@ -4,21 +4,22 @@
 # link shaped by tc netem (rate and delay). Undo with teardown.sh (also run on any failure here).
 usage() {
     cat <<'TEXT'
-Usage: cluster/emulated/setup.sh [-k HOSTS] [--rate RATE] [--delay DELAY]
+Usage: cluster/emulated/setup.sh [-k HOSTS] [--slots S] [--rate RATE] [--delay DELAY]
 
   -k HOSTS       emulated hosts (default 2)
+  --slots S      ranks each host takes before oversubscribing (default: cores / hosts, at least 1)
   --rate RATE    bandwidth of each host's link, as tc writes it (default 1gbit; e.g. 10gbit)
   --delay DELAY  one-way delay added on each host's link (default 50us)
 
-Writes cluster/emulated/hostfile (one line per host, "cnn-hI slots=S", S = cores / hosts, at
-least 1) and /etc/netns/cnn-hI/hosts so every host resolves the others' names. Needs root.
+Writes cluster/emulated/hostfile (one line per host, "cnn-hI slots=S") and /etc/netns/cnn-hI/hosts so every host resolves the others' names. Needs root.
 TEXT
 }
 set -euo pipefail
-hosts=2 rate=1gbit delay=50us
+hosts=2 rate=1gbit delay=50us slots=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -k) hosts="$2"; shift 2 ;;
+        --slots) slots="$2"; shift 2 ;;
         --rate) rate="$2"; shift 2 ;;
         --delay) delay="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -35,7 +36,8 @@ ip netns add cnn-switch
 ip netns exec cnn-switch ip link add cnnbr0 type bridge
 ip netns exec cnn-switch ip link set cnnbr0 up
 shaping="netem rate $rate delay $delay"
-slots=$(( $(nproc) / hosts )); [ "$slots" -ge 1 ] || slots=1
+[ -n "$slots" ] || slots=$(( $(nproc) / hosts ))
+[ "$slots" -ge 1 ] || slots=1
 : > "$here/hostfile"
 hosts_lines="127.0.0.1 localhost"
 for i in $(seq 0 $((hosts - 1))); do hosts_lines+=$'\n'"10.77.0.$((i + 1)) cnn-h$i"; done
