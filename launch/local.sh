@@ -6,8 +6,9 @@ Usage: launch/local.sh [-n RANKS] [--dry-run] [--] CNN-TRAIN-ARGUMENTS...
 
 Runs `mpirun -n RANKS cnn-train CNN-TRAIN-ARGUMENTS...` on this host, adding what the host
 needs: --allow-run-as-root only when run as root, --oversubscribe only when RANKS exceeds the
-cores, --bind-to core when every rank has a core of its own (none otherwise). Each rank gives
-OpenBLAS the host's cores divided by the ranks on it, unless --threads is among the arguments.
+cores, and binding: each rank to its share of the cores (cores / RANKS of them) when they
+suffice, none when oversubscribed. Each rank gives OpenBLAS the host's cores divided by the
+ranks on it, unless --threads is among the arguments.
 
   -n RANKS     ranks to start (default 2)
   --dry-run    print the mpirun command instead of running it
@@ -44,7 +45,8 @@ flags=(-n "$ranks")
 if [ "$ranks" -gt "$cores" ]; then
     flags+=(--oversubscribe --bind-to none)
 else
-    flags+=(--bind-to core)
+    # Each rank bound to its share of the cores (its BLAS threads run there).
+    flags+=(--map-by "slot:PE=$((cores / ranks))" --bind-to core)
 fi
 
 command=("${MPIRUN:-mpirun}" "${flags[@]}" "$binary" "$@")
