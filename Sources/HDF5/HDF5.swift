@@ -16,11 +16,22 @@ public final class HDF5File {
 
     /// Opens an existing file read-only.
     public init(reading path: String) throws {
-        cnn_h5_silence_errors()
         self.path = path
+        id = try Self.open(path, flags: cnn_h5f_acc_rdonly(), failure: "cannot open as HDF5")
+    }
+
+    /// Opens an existing file for reading and writing.
+    public init(updating path: String) throws {
+        self.path = path
+        id = try Self.open(path, flags: cnn_h5f_acc_rdwr(), failure: "cannot open for writing")
+    }
+
+    private static func open(_ path: String, flags: UInt32, failure: String) throws -> hid_t {
+        cnn_h5_silence_errors()
         guard H5Fis_hdf5(path) > 0 else { throw HDF5Error("\(path): not an HDF5 file (or missing, or truncated)") }
-        id = H5Fopen(path, cnn_h5f_acc_rdonly(), cnn_h5p_default())
-        guard id >= 0 else { throw HDF5Error("\(path): cannot open as HDF5") }
+        let id = H5Fopen(path, flags, cnn_h5p_default())
+        guard id >= 0 else { throw HDF5Error("\(path): \(failure)") }
+        return id
     }
 
     /// A file that lives in memory only, to be taken out whole with `image()`: lets a
@@ -43,15 +54,6 @@ public final class HDF5File {
         var bytes = [UInt8](repeating: 0, count: size)
         guard H5Fget_file_image(id, &bytes, size) == size else { throw HDF5Error("\(path): cannot take the file image") }
         return bytes
-    }
-
-    /// Opens an existing file for reading and writing.
-    public init(updating path: String) throws {
-        cnn_h5_silence_errors()
-        self.path = path
-        guard H5Fis_hdf5(path) > 0 else { throw HDF5Error("\(path): not an HDF5 file (or missing, or truncated)") }
-        id = H5Fopen(path, cnn_h5f_acc_rdwr(), cnn_h5p_default())
-        guard id >= 0 else { throw HDF5Error("\(path): cannot open for writing") }
     }
 
     /// Creates (or truncates) a file for writing.
