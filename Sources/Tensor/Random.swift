@@ -1,5 +1,3 @@
-import Foundation
-
 /// A small, fast, seedable generator (SplitMix64 seeding a xoshiro256**), so that
 /// initialization, dropout and augmentation are reproducible on every platform.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
@@ -38,13 +36,6 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// Uniform in [low, high).
     @inline(__always)
     public mutating func uniform(_ low: Real, _ high: Real) -> Real { low + (high - low) * nextUnit() }
-
-    /// Standard normal by Box–Muller.
-    public mutating func normal() -> Real {
-        let u1 = max(Double(next() >> 11) * 0x1.0p-53, .leastNonzeroMagnitude)
-        let u2 = Double(next() >> 11) * 0x1.0p-53
-        return Real((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
-    }
 
     /// The generator's full state, for checkpoints.
     public var state: [UInt64] { [s.0, s.1, s.2, s.3] }

@@ -47,7 +47,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
     /// renames them, so training (and the other ranks) wait only for the serialization.
     public func save(_ trainer: Trainer) throws {
         let communicator = trainer.communicator
-        if !trainer.config.syncBatchNorm { communicator.averageRunningStatistics(trainer.network) }
+        trainer.shareRunningStatistics()
         let mine = trainer.network.dropouts.flatMap { $0.generator.state.map { Int64(bitPattern: $0) } }
         var all = [Int64](repeating: 0, count: mine.count * communicator.size)
         for r in 0..<communicator.size {

@@ -84,7 +84,7 @@ public final class Trainer {
     /// Told of every step, epoch and the end of the run (progress line, metrics file).
     public var observers: [any TrainingObserver] = []
     public let communicator: any Communicator
-    public internal(set) var step = 0
+    public private(set) var step = 0
 
     private let loss: SoftmaxCrossEntropy
     private let sampler: EpochSampler
@@ -196,8 +196,9 @@ public final class Trainer {
             trainPipeline.start(order: sampler.order(epoch: epoch), batches: batches, seed: mix(config.seed, UInt64(epoch), 0xA6))
             var examplesHere = 0
             while step < total, let b = trainPipeline.next() {
-                try trainStep(b, globalBatch: sampler.range(ofBatch: position.batch).count, tally: &position.tally, timing: &timing)
-                examplesHere += sampler.range(ofBatch: position.batch).count
+                let globalBatch = sampler.range(ofBatch: position.batch).count
+                try trainStep(b, globalBatch: globalBatch, tally: &position.tally, timing: &timing)
+                examplesHere += globalBatch
                 position.batch += 1
                 let elapsed = now() - started
                 let progress = StepProgress(epoch: epoch, batch: position.batch, batchesPerEpoch: sampler.batchesPerEpoch, step: step,
@@ -217,8 +218,8 @@ public final class Trainer {
             let tally = position.tally
             let record = EpochRecord(epoch: epoch + 1, step: step, trainLoss: tally.loss, trainAccuracy: tally.accuracy,
                                      testLoss: test?.loss ?? .nan, testAccuracy: test?.accuracy ?? .nan,
-                                     imagesPerSecond: Double(examplesHere) / seconds, seconds: seconds,
-                                     computeSeconds: timing.compute, communicationSeconds: timing.communication)
+                                     imagesPerSecond: segment.rate, seconds: segment.seconds,
+                                     computeSeconds: segment.compute, communicationSeconds: segment.communication)
             history.append(record)
             position = Position()
             position.epoch = epoch + 1
@@ -270,11 +271,17 @@ public final class Trainer {
         tally.examples += Int(stepSums[2])
     }
 
+    /// Without synchronized batch norm each rank's running statistics drift apart; their mean
+    /// over the ranks is what is evaluated and saved (and every rank goes on from it).
+    public func shareRunningStatistics() {
+        if !config.syncBatchNorm { communicator.averageRunningStatistics(network) }
+    }
+
     /// Loss and accuracy over the whole test split in evaluation mode, each rank taking a
     /// contiguous shard so that every example counts exactly once. Without synchronized
     /// batch norm, the ranks' running statistics are averaged first.
     public func evaluate() -> Tally {
-        if !config.syncBatchNorm { communicator.averageRunningStatistics(network) }
+        shareRunningStatistics()
         let mine = shard(0..<splits.test.count, rank: communicator.rank, of: communicator.size)
         let capacity = (config.batchSize + communicator.size - 1) / communicator.size
         let batches = stride(from: mine.lowerBound, to: mine.upperBound, by: capacity).map { $0..<min($0 + capacity, mine.upperBound) }

@@ -44,7 +44,7 @@ final class Job {
         }
         message.withUnsafeMutableBytes { communicator.broadcast($0, root: failing) }
         let text = String(decoding: message.prefix { $0 != 0 }, as: UTF8.self)
-        throw Failure(description: communicator.size > 1 && failing != 0 ? "rank \(failing): \(text)" : text)
+        throw Failure(description: failing != 0 ? "rank \(failing): \(text)" : text)
     }
 
     /// Runs the whole job body. Errors all ranks share (`Failure`, a diverged loss) are
