@@ -20,12 +20,15 @@ public struct Window2D: Hashable, Sendable {
 
 /// Unfolds one image into the column matrix of a convolution.
 /// image: (C, H, W); columns: (C·k·k, Ho·Wo), zero where the window covers padding.
+/// Rows of `columns` lie `leadingDimension` apart (default Ho·Wo), so several images can
+/// be unfolded side by side into one wider matrix.
 public func im2col(
     _ image: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
-    window: Window2D, into columns: UnsafeMutablePointer<Real>
+    window: Window2D, into columns: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
     let k = window.kernel, s = window.stride, p = window.padding
     let outH = window.outputSide(height), outW = window.outputSide(width)
+    let ld = leadingDimension ?? outH * outW
     var row = columns
     for c in 0..<channels {
         let plane = image + c * height * width
@@ -52,20 +55,22 @@ public func im2col(
                         }
                     }
                 }
-                row += outH * outW
+                row += ld
             }
         }
     }
 }
 
 /// Folds a column matrix back onto an image, summing overlaps: the adjoint of `im2col`.
-/// columns: (C·k·k, Ho·Wo); image: (C, H, W), accumulated into (zero it first for a plain fold).
+/// columns: (C·k·k, Ho·Wo) with rows `leadingDimension` apart; image: (C, H, W),
+/// accumulated into (zero it first for a plain fold).
 public func col2im(
     _ columns: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
-    window: Window2D, into image: UnsafeMutablePointer<Real>
+    window: Window2D, into image: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
     let k = window.kernel, s = window.stride, p = window.padding
     let outH = window.outputSide(height), outW = window.outputSide(width)
+    let ld = leadingDimension ?? outH * outW
     var row = columns
     for c in 0..<channels {
         let plane = image + c * height * width
@@ -90,7 +95,7 @@ public func col2im(
                         }
                     }
                 }
-                row += outH * outW
+                row += ld
             }
         }
     }
