@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         // Runs the built executable (declared as a dependency so that it is built first).
-        .testTarget(name: "CLITests", dependencies: ["cnn-train"]),
+        .testTarget(name: "CLITests", dependencies: ["cnn-train", "Tensor"]),
         .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5"]),
         .testTarget(name: "LaunchTests", dependencies: ["cnn-train"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 /// Thin wrappers over OpenBLAS: every GEMM in cnn-train goes through `gemm`.
 public enum BLAS {
@@ -41,4 +42,21 @@ public enum BLAS {
 
     /// The kernel OpenBLAS chose for this CPU (for benchmark reports).
     public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// The newest OpenBLAS x86-64 kernel family a CPU with these flags runs (names as
+    /// OPENBLAS_CORETYPE takes them), or nil when none beats the generic one.
+    public static func bestCore(forCPUFlags flags: Set<Substring>) -> String? {
+        if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        if flags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
+    /// This CPU's instruction-set flags, from /proc/cpuinfo (empty where there is none).
+    public static func cpuFlags() -> Set<Substring> {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " "))
+    }
 }

@@ -18,6 +18,7 @@ struct CNNTrain: ParsableCommand {
     /// As ArgumentParser's, except that under mpirun only rank 0 reports an error every rank
     /// hit alike (a bad argument), so it is printed once.
     static func main() {
+        BLASKernel.upgradeIfFallback()
         do {
             var command = try parseAsRoot()
             try command.run()

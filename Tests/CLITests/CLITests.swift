@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import XCTest
 
 /// The `cnn-train` executable as a user runs it.
@@ -14,10 +15,11 @@ final class CLITests: XCTestCase {
     }()
 
     @discardableResult
-    func run(_ arguments: [String]) throws -> Result {
+    func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -47,6 +49,18 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(try run(["--help"]).out.contains(command), "--help lacks \(command)")
             XCTAssertEqual(try run([command, "--help"]).status, 0, command)
         }
+    }
+
+    /// Where OpenBLAS falls back to its generic kernel (as Debian's does on CPUs newer than
+    /// it), cnn-train runs with the best kernel the CPU's flags allow; a kernel the user
+    /// names is kept.
+    func testRunsWithTheBestBLASKernelUnlessOneIsNamed() throws {
+        var environment = ProcessInfo.processInfo.environment
+        try XCTSkipIf(environment["OPENBLAS_CORETYPE"] != nil, "OPENBLAS_CORETYPE is set for the tests themselves")
+        let expected = BLAS.coreName == "Prescott" ? BLAS.bestCore(forCPUFlags: BLAS.cpuFlags()) ?? "Prescott" : BLAS.coreName
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("core \(expected),"))
+        environment["OPENBLAS_CORETYPE"] = "Prescott"
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("core Prescott,"))
     }
 
     func testBadInputEndsWithAnErrorAndNonZeroStatus() throws {

@@ -84,3 +84,12 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(Double(u.reduce(0, +)) / 1000, 0.5, accuracy: 0.05)
     }
 }
+
+final class BLASKernelTests: XCTestCase {
+    func testBestCoreFollowsTheInstructionSets() {
+        XCTAssertEqual(BLAS.bestCore(forCPUFlags: ["sse2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]), "SkylakeX")
+        XCTAssertEqual(BLAS.bestCore(forCPUFlags: ["avx", "avx2", "fma", "avx512f"]), "Haswell")   // AVX-512 foundation alone is not enough
+        XCTAssertEqual(BLAS.bestCore(forCPUFlags: ["avx", "avx2"]), "Sandybridge")
+        XCTAssertNil(BLAS.bestCore(forCPUFlags: ["sse2", "sse4_2"]))
+    }
+}
