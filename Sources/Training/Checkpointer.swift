@@ -10,7 +10,8 @@ import Tensor
 /// Each file is written under a temporary name, flushed, fsynced and renamed into place, and
 /// only then does the `latest` pointer move to it, so a crash mid-write leaves the previous
 /// checkpoint and pointer intact. The newest `keep` files stay, and so does the one with the
-/// best test accuracy.
+/// best test accuracy (among those written at an epoch's end, whose weights were evaluated;
+/// the earliest of equals).
 public final class Checkpointer: @unchecked Sendable {  // the writer thread and the caller meet only through `done`
     public let directory: String
     public let keep: Int
@@ -62,7 +63,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
         let file = try HDF5File(inMemoryNamed: name)
         try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
         let bytes = try file.image()
-        let accuracy = trainer.history.last?.testAccuracy ?? .nan
+        let accuracy = CheckpointFile.evaluatedAccuracy(trainer)
         let killMidWrite = writes == killDuringWrite
         pending = Thread { [unowned self] in
             do { try self.persist(bytes, as: name, accuracy: accuracy, killMidWrite: killMidWrite) } catch { self.failure = error }
@@ -85,12 +86,12 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
     private var pending: Thread?
     private let done = DispatchSemaphore(value: 0)
     private var failure: Error?
-    /// Test accuracy of each checkpoint in the directory, for keeping the best.
+    /// Test accuracy of each evaluated checkpoint in the directory, for keeping the best.
     private var accuracies: [String: Double] = [:]
 
     /// Temporary name, fsync, rename, pointer, pruning: plain file operations only, so that
     /// this runs beside a main thread that may be using HDF5.
-    private func persist(_ bytes: [UInt8], as name: String, accuracy: Double, killMidWrite: Bool) throws {
+    private func persist(_ bytes: [UInt8], as name: String, accuracy: Double?, killMidWrite: Bool) throws {
         let final = "\(directory)/\(name)", temporary = "\(directory)/.\(name).tmp"
         let data = Data(bytes)
         if killMidWrite {
@@ -132,7 +133,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("ckpt-step-") && $0.hasSuffix(".h5") }.sorted()
         guard names.count > keep else { return }
-        let best = names.max { (accuracies[$0] ?? -1) < (accuracies[$1] ?? -1) }
+        let best = names.filter { accuracies[$0] != nil }.max { accuracies[$0]! < accuracies[$1]! }
         for name in names.dropLast(keep) where name != best {
             try FileManager.default.removeItem(atPath: "\(directory)/\(name)")
         }

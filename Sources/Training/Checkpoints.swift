@@ -9,7 +9,7 @@ import Optim
 ///
 ///     /            attrs format="cnn-train-checkpoint", version=1, model, epoch (completed),
 ///                  step, world_size, global_batch, seed, config (JSON), created (ISO-8601),
-///                  test_acc (latest, NaN if none)
+///                  test_acc (of these weights: NaN unless written at an epoch's end)
 ///     /model/<key>               the state_dict (float32, num_batches_tracked int64)
 ///     /optimizer/<key>/<slot>    momentum_buffer | exp_avg, exp_avg_sq; attrs kind, lr,
 ///                                momentum, weight_decay, nesterov, step_count
@@ -22,6 +22,13 @@ public enum CheckpointFile {
     public static let format = "cnn-train-checkpoint"
     public static let version: Int64 = 1
     static let metricFields = ["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec", "seconds"]
+
+    /// The test accuracy of the trainer's current weights: the last epoch's, if that epoch
+    /// ended at this very step; nil for weights that have moved since they were evaluated.
+    static func evaluatedAccuracy(_ trainer: Trainer) -> Double? {
+        guard let last = trainer.history.last, last.step == trainer.step, !last.testAccuracy.isNaN else { return nil }
+        return last.testAccuracy
+    }
 
     /// Writes `trainer`'s state to `file` (the caller provides the dropout states of all ranks).
     static func write(_ trainer: Trainer, dropoutStates: [Int64], configJSON: String, to file: HDF5File) throws {
@@ -36,7 +43,7 @@ public enum CheckpointFile {
         try root.setAttribute("seed", Int64(bitPattern: config.seed))
         try root.setAttribute("config", configJSON)
         try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
-        try root.setAttribute("test_acc", trainer.history.last?.testAccuracy ?? .nan)
+        try root.setAttribute("test_acc", evaluatedAccuracy(trainer) ?? .nan)
 
         let optimizer = try root.createGroup("optimizer")
         try optimizer.setAttribute("kind", config.optimizer.rawValue)

@@ -164,8 +164,8 @@ public final class Trainer {
     public private(set) var position = Position()
     /// The records of the epochs completed so far.
     public private(set) var history: [EpochRecord] = []
-    /// Called on every rank when a checkpoint is due: every `checkpointEvery` steps (each
-    /// epoch's end when nil) and at the end of the run.
+    /// Called on every rank when a checkpoint is due: at each epoch's end (where the weights
+    /// have a test accuracy), every `checkpointEvery` steps if set, and at the end of the run.
     public var onCheckpoint: ((Trainer) throws -> Void)?
     public var checkpointEvery: Int?
 
@@ -224,7 +224,7 @@ public final class Trainer {
             position = Position()
             position.epoch = epoch + 1
             for o in observers { o.epochFinished(record) }
-            if checkpointEvery == nil && step < total { try checkpoint() }
+            if step < total { try checkpoint() }
         }
         // The final state, evaluated with the final weights (unless the last epoch just was).
         var final: EpochRecord

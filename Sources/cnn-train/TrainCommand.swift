@@ -89,10 +89,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write checkpoints here (rank 0), with a 'latest' pointer.", valueName: "dir"))
     var checkpointDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("Checkpoint every N optimizer steps (default: at each epoch's end).", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Also checkpoint every N optimizer steps (always at each epoch's end and the run's end).", valueName: "N"))
     var checkpointEvery: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Keep the newest K checkpoints (and the best by test accuracy).", valueName: "K"))
+    @Option(name: .long, help: ArgumentHelp("Keep the newest K checkpoints (and the best by test accuracy of an epoch's end).", valueName: "K"))
     var keep = 3
 
     @Option(name: .long, help: ArgumentHelp(

@@ -114,11 +114,23 @@ final class CheckpointTests: MPITestCase {
         XCTAssertTrue(resumed.out.contains("step 3"), resumed.out)
     }
 
-    func testKeepsTheNewestAndTheBest() throws {
-        let dir = directory("kept")
-        XCTAssertEqual(try run(ranks: 0, common.map { $0 == "10" ? "40" : $0 } + ["--checkpoint-dir", dir, "--keep", "2"]).status, 0)
-        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".h5") }.sorted()
-        XCTAssertTrue(names.contains("ckpt-step-000000039.h5") && names.contains("ckpt-step-000000040.h5"), "\(names)")
-        XCTAssertLessThanOrEqual(names.count, 3, "two newest plus the best: \(names)")
+    /// 300 examples in batches of 32 make 10 steps an epoch: checkpoints every 3 steps and at
+    /// steps 10, 20, 30 and 40, where the epochs end and the weights have a test accuracy.
+    func testKeepsTheNewestAndTheBestEvaluated() throws {
+        let dir = directory("kept"), metrics = directory("kept.jsonl")
+        let outcome = try run(ranks: 0, common.map { $0 == "10" ? "40" : $0 } + ["--checkpoint-dir", dir, "--keep", "2", "--metrics", metrics])
+        XCTAssertEqual(outcome.status, 0, outcome.err)
+        let epochs = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == "epoch" }
+        let accuracy = Dictionary(uniqueKeysWithValues: epochs.map { ($0["step"] as! Int, $0["test_acc"] as! Double) })
+        XCTAssertEqual(accuracy.keys.sorted(), [10, 20, 30, 40])
+        let best = accuracy.keys.sorted().max { accuracy[$0]! < accuracy[$1]! }!   // the earliest of equals
+        let name = { (step: Int) in String(format: "ckpt-step-%09d.h5", step) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".h5") }
+        XCTAssertEqual(Set(names), Set([39, 40, best].map(name)), "the two newest and the best (step \(best))")
+        // A file's test_acc belongs to its own weights: none for a step inside an epoch.
+        XCTAssertTrue(try HDF5File(reading: dir + "/" + name(39)).root.doubleAttribute("test_acc").isNaN)
+        XCTAssertEqual(try HDF5File(reading: dir + "/" + name(40)).root.doubleAttribute("test_acc"), accuracy[40]!)
     }
 }
