@@ -11,6 +11,9 @@ public final class ConsoleReporter: TrainingObserver {
     private let interval: Double
     private let started = now()
     private var lastLine = 0.0
+    /// The run's step count when this process began: a resumed run has steps behind it that
+    /// this clock did not time.
+    private var stepsBefore: Int?
 
     /// Whether lines show the compute/communication split (runs over several ranks).
     private let showsCommunication: Bool
@@ -27,9 +30,11 @@ public final class ConsoleReporter: TrainingObserver {
 
     public func stepFinished(_ p: StepProgress) {
         let t = now()
+        let stepsBefore = self.stepsBefore ?? p.step - 1
+        self.stepsBefore = stepsBefore
         guard t - lastLine >= (interactive ? 0.2 : interval) || p.step == p.totalSteps else { return }
         lastLine = t
-        let eta = (t - started) / Double(p.step) * Double(p.totalSteps - p.step)
+        let eta = (t - started) / Double(p.step - stepsBefore) * Double(p.totalSteps - p.step)
         var line = String(format: "epoch %d/%d step %d/%d loss %.4f acc %.4f %.1f img/s ETA %@",
                           p.epoch + 1, epochs, p.batch, p.batchesPerEpoch, p.tally.loss, p.tally.accuracy, p.imagesPerSecond, clock(eta))
         if showsCommunication { line += String(format: " comm %.0f%%", 100 * p.communicationShare) }
