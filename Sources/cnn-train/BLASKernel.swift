@@ -14,7 +14,9 @@ enum BLASKernel {
         guard environment["OPENBLAS_CORETYPE"] == nil, BLAS.coreName == "Prescott",
               let core = BLAS.bestCore(forCPUFlags: BLAS.cpuFlags()) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // The binary's real path, so that the process keeps its name (ps, top) rather than "exe".
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        execv(binary, CommandLine.unsafeArgv)
         // Only reached if exec failed: carry on with the slow kernel rather than not at all.
         unsetenv("OPENBLAS_CORETYPE")
     }
