@@ -24,6 +24,9 @@ struct CNNTrain: ParsableCommand {
             try command.run()
         } catch {
             if let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"], rank != "0" {
+                // Exiting first would make mpirun print its abort banner into the middle of
+                // rank 0's message; give rank 0 the time to print it and exit itself.
+                Thread.sleep(forTimeInterval: 1)
                 Foundation.exit(exitCode(for: error).rawValue)
             }
             exit(withError: error)
