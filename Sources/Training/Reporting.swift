@@ -9,7 +9,9 @@ public final class ConsoleReporter: TrainingObserver {
     private let epochs: Int
     private let interactive: Bool
     private let interval: Double
-    private let started = now()
+    private let clock: () -> Double
+    private let write: (String) -> Void
+    private let started: Double
     private var lastLine = 0.0
     /// The run's step count when this process began: a resumed run has steps behind it that
     /// this clock did not time.
@@ -19,31 +21,33 @@ public final class ConsoleReporter: TrainingObserver {
     private let showsCommunication: Bool
 
     /// Under mpirun, standard output is a pseudo-terminal whatever the user's is, so plain lines are used.
+    /// `clock` (seconds) and `write` (text as is, newlines included) are replaceable for tests;
+    /// by default output is flushed at once, since mpirun forwards it as it comes.
     public init(epochs: Int, showsCommunication: Bool = false,
                 interactive: Bool = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil,
-                interval: Double = 5) {
+                interval: Double = 5, clock: @escaping () -> Double = now,
+                write: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) {
         self.epochs = epochs
         self.showsCommunication = showsCommunication
         self.interactive = interactive
         self.interval = interval
+        self.clock = clock
+        self.write = write
+        started = clock()
     }
 
     public func stepFinished(_ p: StepProgress) {
-        let t = now()
+        let t = clock()
         let stepsBefore = self.stepsBefore ?? p.step - 1
         self.stepsBefore = stepsBefore
         guard t - lastLine >= (interactive ? 0.2 : interval) || p.step == p.totalSteps else { return }
         lastLine = t
         let eta = (t - started) / Double(p.step - stepsBefore) * Double(p.totalSteps - p.step)
         var line = String(format: "epoch %d/%d step %d/%d loss %.4f acc %.4f %.1f img/s ETA %@",
-                          p.epoch + 1, epochs, p.batch, p.batchesPerEpoch, p.tally.loss, p.tally.accuracy, p.imagesPerSecond, clock(eta))
+                          p.epoch + 1, epochs, p.batch, p.batchesPerEpoch, p.tally.loss, p.tally.accuracy, p.imagesPerSecond,
+                          Self.hoursMinutesSeconds(eta))
         if showsCommunication { line += String(format: " comm %.0f%%", 100 * p.communicationShare) }
-        if interactive {
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8))
-        } else {
-            print(line)
-            fflush(nil)
-        }
+        write(interactive ? "\r\u{1B}[2K" + line : line + "\n")
     }
 
     public func epochFinished(_ r: EpochRecord) {
@@ -51,20 +55,19 @@ public final class ConsoleReporter: TrainingObserver {
         var line = String(format: "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f img/s, %.1f s",
                           r.epoch, epochs, r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, r.imagesPerSecond, r.seconds)
         if showsCommunication { line += String(format: " (compute %.1f s, communication %.1f s)", r.computeSeconds, r.communicationSeconds) }
-        print(line)
-        fflush(nil)
+        write(line + "\n")
     }
 
     public func runFinished(_ r: EpochRecord) {
         clearLine()
-        print(String(format: "done after %d steps (%.1f s): test loss %.4f, test accuracy %.4f",
-                     r.step, now() - started, r.testLoss, r.testAccuracy))
-        fflush(nil)
+        write(String(format: "done after %d steps (%.1f s): test loss %.4f, test accuracy %.4f\n",
+                     r.step, clock() - started, r.testLoss, r.testAccuracy))
     }
 
-    private func clearLine() { if interactive { FileHandle.standardOutput.write(Data("\r\u{1B}[2K".utf8)) } }
+    private func clearLine() { if interactive { write("\r\u{1B}[2K") } }
 
-    private func clock(_ seconds: Double) -> String {
+    /// "m:ss" under an hour, "h:mm:ss" from one; "?" before a rate is known.
+    static func hoursMinutesSeconds(_ seconds: Double) -> String {
         guard seconds.isFinite else { return "?" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)

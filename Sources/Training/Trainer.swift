@@ -63,6 +63,18 @@ public struct StepProgress {
     public var imagesPerSecond: Double
     /// The part of the time spent waiting for communication so far this epoch.
     public var communicationShare: Double
+
+    public init(epoch: Int, batch: Int, batchesPerEpoch: Int, step: Int, totalSteps: Int, tally: Tally,
+                imagesPerSecond: Double, communicationShare: Double) {
+        self.epoch = epoch
+        self.batch = batch
+        self.batchesPerEpoch = batchesPerEpoch
+        self.step = step
+        self.totalSteps = totalSteps
+        self.tally = tally
+        self.imagesPerSecond = imagesPerSecond
+        self.communicationShare = communicationShare
+    }
 }
 
 /// Receives the run's progress; the CLI prints it and writes files.

@@ -128,6 +128,32 @@ final class SamplerAndScheduleTests: XCTestCase {
     }
 }
 
+final class ProgressLineTests: XCTestCase {
+    /// The plain progress lines of `steps` steps from `firstStep` on, each taking 4 s on a fake clock.
+    private func progressLines(firstStep: Int, steps: Int, totalSteps: Int) -> [String] {
+        var time = 1000.0, lines: [String] = []
+        let reporter = ConsoleReporter(epochs: 10, interactive: false, interval: 0, clock: { time }, write: { lines.append($0) })
+        for step in firstStep..<(firstStep + steps) {
+            time += 4
+            reporter.stepFinished(StepProgress(epoch: 0, batch: step, batchesPerEpoch: totalSteps, step: step,
+                                               totalSteps: totalSteps, tally: Tally(), imagesPerSecond: 64, communicationShare: 0))
+        }
+        return lines
+    }
+
+    func testETAIsTheRemainingStepsAtTheRateThisProcessTimed() {
+        let fresh = progressLines(firstStep: 1, steps: 10, totalSteps: 2350)
+        XCTAssertEqual(fresh.count, 10)
+        XCTAssertTrue(fresh.last!.hasSuffix(" ETA 2:36:00\n"), fresh.last!)  // 2340 steps × 4 s
+        // Resumed at step 705: the 705 steps before were not timed by this process.
+        let resumed = progressLines(firstStep: 706, steps: 10, totalSteps: 2350)
+        XCTAssertTrue(resumed.last!.hasSuffix(" ETA 1:49:00\n"), resumed.last!)  // 1635 steps × 4 s
+        let short = progressLines(firstStep: 1, steps: 5, totalSteps: 20)
+        XCTAssertTrue(short.last!.hasPrefix("epoch 1/10 step 5/20 loss nan acc nan 64.0 img/s"), short.last!)
+        XCTAssertTrue(short.last!.hasSuffix(" ETA 1:00\n"), short.last!)  // 15 steps × 4 s
+    }
+}
+
 final class ModelWeightsTests: XCTestCase {
     private var path: String!
     override func setUp() { path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).h5").path }
