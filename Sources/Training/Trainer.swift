@@ -217,7 +217,11 @@ public final class Trainer {
                                             totalSteps: total, tally: position.tally, imagesPerSecond: Double(examplesHere) / elapsed,
                                             communicationShare: timing.communication / elapsed)
                 for o in observers { o.stepFinished(progress) }
-                if let every = checkpointEvery, step % every == 0, step < total { try checkpoint() }
+                // An epoch's last step is checkpointed after its evaluation, below, so that the
+                // file closes the epoch and carries the test accuracy of its weights.
+                if let every = checkpointEvery, step % every == 0, step < total, position.batch < sampler.batchesPerEpoch {
+                    try checkpoint()
+                }
                 if let fault = Fault.current, fault.kind == "kill-rank-after-step", fault.values == [communicator.rank, step] {
                     kill(getpid(), SIGKILL)
                 }

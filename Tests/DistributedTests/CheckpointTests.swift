@@ -133,4 +133,21 @@ final class CheckpointTests: MPITestCase {
         XCTAssertTrue(try HDF5File(reading: dir + "/" + name(39)).root.doubleAttribute("test_acc").isNaN)
         XCTAssertEqual(try HDF5File(reading: dir + "/" + name(40)).root.doubleAttribute("test_acc"), accuracy[40]!)
     }
+
+    /// With checkpoints every 5 steps, step 10 is both a multiple and an epoch's end: its file
+    /// must close the epoch and carry that epoch's test accuracy.
+    func testACheckpointAtAnEpochsEndClosesTheEpoch() throws {
+        let dir = directory("epoch-end"), metrics = directory("epoch-end.jsonl")
+        let args = common.map { $0 == "10" ? "20" : $0 == "3" ? "5" : $0 } + ["--checkpoint-dir", dir, "--keep", "10", "--metrics", metrics]
+        let outcome = try run(ranks: 0, args)
+        XCTAssertEqual(outcome.status, 0, outcome.err)
+        let firstEpoch = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .first { $0["event"] as? String == "epoch" }!
+        XCTAssertEqual(firstEpoch["step"] as? Int, 10)
+        let atTen = try HDF5File(reading: dir + "/ckpt-step-000000010.h5").root
+        XCTAssertEqual(try atTen.intAttribute("epoch"), 1, "completed epochs")
+        XCTAssertEqual(try atTen.doubleAttribute("test_acc"), firstEpoch["test_acc"] as! Double)
+        XCTAssertTrue(try HDF5File(reading: dir + "/ckpt-step-000000005.h5").root.doubleAttribute("test_acc").isNaN)
+    }
 }
