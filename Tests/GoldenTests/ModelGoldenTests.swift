@@ -4,7 +4,7 @@ import Models
 import XCTest
 
 /// Each model of models.h5: one training-mode step (logits, loss, every gradient, running
-/// statistics) and the evaluation-mode logits after it, within 1e-3 relative.
+/// statistics) and the evaluation-mode logits after it.
 ///
 /// Gradients are compared in the float64 build (`CNN_TRAIN_FLOAT64=1`): with the golden
 /// file's parameters, float32 rounding alone moves the early-layer gradients of NiN,
@@ -12,8 +12,12 @@ import XCTest
 /// block1.conv.bias), so a float32 run cannot tell a bug from rounding there. Forward
 /// values are compared in both builds.
 final class ModelGoldenTests: XCTestCase {
-    /// The issue's 1e-3 for float32; float64 agrees to ~1e-11, so it is held to 1e-9.
-    static let tolerance = isFloat64Build ? 1e-9 : 1e-3
+    /// The float32 build is held to the model's derived forward-error bound (`RoundingBound`).
+    /// The float64 build compares gradients too, whose conditioning the forward bound does not
+    /// cover: float32 rounding moves early-layer gradients by up to 10% (above), a condition
+    /// number of ~10%/2⁻²⁴ ≈ 2·10⁶, which at float64's 2⁻⁵³ ≈ 1.1·10⁻¹⁶ on both sides (ours and
+    /// PyTorch's) is ~4·10⁻¹⁰; it is held to 1e-9 (measured: ~1e-11).
+    private var tolerance = 0.0
     /// The largest relative error seen in the current model, for the summary line.
     private var worst = 0.0
 
@@ -62,16 +66,18 @@ final class ModelGoldenTests: XCTestCase {
             XCTAssertEqual(network.parameter(key)?.shape.dims.map(String.init).joined(separator: ","), shape, "\(name): \(key) shape")
         }
         try Self.fillGoldenParameters(network, names: names)
+        tolerance = isFloat64Build ? 1e-9
+            : try RoundingBound.forward(network, side: Int(g.intAttribute("side")), batch: Int(g.intAttribute("batch")))
 
         let x = try g.tensor("x")
         let labels = try g.dataset("labels").readInt64s().map { Int32($0) }
         let logits = network.forward(x, mode: .training)
         worst = 0
-        note(assertClose(logits, try g.doubles("logits"), within: Self.tolerance, "\(name) logits"))
+        note(assertClose(logits, try g.doubles("logits"), within: tolerance, "\(name) logits"))
         let loss = SoftmaxCrossEntropy()
         let result = labels.withUnsafeBufferPointer { loss.evaluate(logits: logits, labels: $0) }
         let expectedLoss = try g.doubles("loss")[0]
-        XCTAssertEqual(result.lossSum / Double(labels.count), expectedLoss, accuracy: Self.tolerance * abs(expectedLoss), "\(name) loss")
+        XCTAssertEqual(result.lossSum / Double(labels.count), expectedLoss, accuracy: tolerance * abs(expectedLoss), "\(name) loss")
         note(abs(result.lossSum / Double(labels.count) - expectedLoss) / abs(expectedLoss))
 
         network.zeroGradients()
@@ -90,14 +96,14 @@ final class ModelGoldenTests: XCTestCase {
 
         let buffers = try g.group("buffers_after")
         for (key, bn) in network.batchNorms {
-            note(assertClose(bn.runningMean, try buffers.doubles("\(key).running_mean"), within: Self.tolerance, "\(name) \(key).running_mean"))
-            note(assertClose(bn.runningVar, try buffers.doubles("\(key).running_var"), within: Self.tolerance, "\(name) \(key).running_var"))
+            note(assertClose(bn.runningMean, try buffers.doubles("\(key).running_mean"), within: tolerance, "\(name) \(key).running_mean"))
+            note(assertClose(bn.runningVar, try buffers.doubles("\(key).running_var"), within: tolerance, "\(name) \(key).running_var"))
         }
         XCTAssertEqual(try buffers.memberNames().count, 2 * network.batchNorms.count, "\(name): every running statistic checked")
 
         let evalLogits = network.forward(x, mode: .evaluation)
-        note(assertClose(evalLogits, try g.doubles("eval_logits"), within: Self.tolerance, "\(name) eval_logits"))
-        print("golden \(name) (\(isFloat64Build ? "float64, with gradients" : "float32, forward")): largest relative error \(worst)")
+        note(assertClose(evalLogits, try g.doubles("eval_logits"), within: tolerance, "\(name) eval_logits"))
+        print("golden \(name) (\(isFloat64Build ? "float64, with gradients" : "float32, forward")): largest relative error \(worst), bound \(tolerance)")
     }
 
     private func note(_ error: Double) { worst = max(worst, error) }
@@ -113,7 +119,7 @@ final class ModelGoldenTests: XCTestCase {
     /// its weight's gradient, ours must be below `tolerance` × 0.1 of it.
     private func checkVanishingGradient(_ grad: Tensor, weight: Tensor, _ what: String) throws {
         let norm = l2(grad), weightNorm = l2(weight)
-        XCTAssertLessThanOrEqual(norm, Self.tolerance * 0.1 * weightNorm, "\(what): should vanish, |g| = \(norm)")
+        XCTAssertLessThanOrEqual(norm, tolerance * 0.1 * weightNorm, "\(what): should vanish, |g| = \(norm)")
     }
 
     private func l2(_ t: Tensor) -> Double {
@@ -134,12 +140,12 @@ final class ModelGoldenTests: XCTestCase {
         let norm = sumSq.squareRoot()
         let expectedNorm = try g.doubles("norm")[0], expectedSum = try g.doubles("sum")[0]
         let index = try g.dataset("index").readInt64s(), values = try g.doubles("values")
-        XCTAssertEqual(norm, expectedNorm, accuracy: Self.tolerance * expectedNorm, "\(what) norm")
+        XCTAssertEqual(norm, expectedNorm, accuracy: tolerance * expectedNorm, "\(what) norm")
         // A sum can cancel to near zero: judge it against the magnitude of what was summed.
-        XCTAssertEqual(sum, expectedSum, accuracy: Self.tolerance * l1, "\(what) sum")
+        XCTAssertEqual(sum, expectedSum, accuracy: tolerance * l1, "\(what) sum")
         let sampled = index.map { grad.data[Int($0)] }
         let error = relativeError(sampled, values)
-        XCTAssertLessThanOrEqual(error, Self.tolerance, "\(what) values")
+        XCTAssertLessThanOrEqual(error, tolerance, "\(what) values")
         note(max(error, abs(norm - expectedNorm) / expectedNorm))
     }
 }

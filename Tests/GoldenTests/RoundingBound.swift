@@ -1,0 +1,68 @@
+import NN
+
+/// The forward-error bound of a whole model in this build's precision, derived from its
+/// depth instead of chosen.
+///
+/// A dot product of length K computed in floating point, in any order (any BLAS kernel, any
+/// thread count), is within γ_K ≈ K·u of the exact one relative to Σ|aᵢbᵢ| (Higham,
+/// "Accuracy and Stability of Numerical Algorithms", Thm. 3.1); rounding the golden
+/// parameters to this precision adds one more u per weighted layer. To first order the
+/// local errors of successive layers add, so the logits are within u·Σ Kₗ relative, where
+/// the sum runs over the layers of the longest path from input to logits (branches of a
+/// concatenation or a residual block run side by side: the longest one counts). The
+/// assumption behind "relative" is that each layer passes relative errors on without
+/// amplifying them; batch norm rescales both signal and error, so it keeps them relative.
+/// Measured against this bound on every OpenBLAS kernel of this machine (Prescott,
+/// Haswell, SkylakeX, Cooperlake) and 1 or 2 threads, the worst model (ResNet-34) used 27%
+/// of it, so it leaves room for kernels we have not seen while still catching any bug
+/// that moves the logits by more than a few parts in a thousand.
+enum RoundingBound {
+    /// Unit roundoff of `Real`: 2⁻²⁴ for float32, 2⁻⁵³ for float64.
+    static let unitRoundoff = Double(Real.ulpOfOne) / 2
+
+    /// u·Σ Kₗ over the longest path of `network` for one input of side `side` and `batch` images.
+    static func forward(_ network: Network, side: Int, batch: Int) throws -> Double {
+        let input = Shape(batch, network.inputChannels, side, side)
+        return unitRoundoff * Double(try roundingSteps(network.root, input).steps)
+    }
+
+    /// The rounding steps along the longest path through `layer` (the K of each
+    /// accumulation, plus one per elementwise operation), and the layer's output shape.
+    static func roundingSteps(_ layer: any Layer, _ input: Shape) throws -> (steps: Int, output: Shape) {
+        let output = try layer.outputShape(for: input)
+        switch layer {
+        case let sequential as Sequential:
+            var shape = input, steps = 0
+            for child in sequential.children {
+                let inner = try roundingSteps(child.layer, shape)
+                steps += inner.steps
+                shape = inner.output
+            }
+            return (steps, output)
+        case is Concat:
+            return (try layer.children.map { try roundingSteps($0.layer, input).steps }.max() ?? 0, output)
+        case is Residual:
+            // The longest branch, then the sum of the two.
+            return (try layer.children.map { try roundingSteps($0.layer, input).steps }.max()! + 1, output)
+        case let conv as Conv2d:
+            // Each output is a dot product over in-channels × kernel, plus the bias and the
+            // weight's own rounding to this precision.
+            return (conv.inChannels * conv.window.kernel * conv.window.kernel + 2, output)
+        case let linear as Linear:
+            return (linear.inFeatures + 2, output)
+        case let pool as Pool2d:
+            return (pool.kind == .average ? pool.window.kernel * pool.window.kernel : 0, output)
+        case is GlobalAvgPool:
+            return (input[2] * input[3], output)
+        case is BatchNorm:
+            // Statistics are summed in float64; then x·scale + shift, with scale and shift
+            // rounded to this precision.
+            return (4, output)
+        case is Activation:
+            return (1, output)
+        default:
+            // Flatten, dropout at probability 0, identity: no arithmetic.
+            return (0, output)
+        }
+    }
+}
