@@ -3,6 +3,11 @@
 // input, dropout 0.5 in the classifier.
 import NN
 
+enum AlexNet {
+    static let spec = ModelSpec(name: "alexnet", side: 224, recipe: Recipe(learningRate: 0.01, batchSize: 128),
+                                build: { alexNet(inputChannels: $0, classes: $1) })
+}
+
 func alexNet(inputChannels: Int, classes: Int, dropout: Real = 0.5) -> Sequential {
     Sequential([
         named("conv1", conv(inputChannels, 96, 11, stride: 4, padding: 1)), plain(relu()), plain(maxPool(3, 2)),

@@ -3,6 +3,11 @@
 // BN-ReLU-conv3×3 layers (growth 32), transitions that halve the channels and the side.
 import NN
 
+enum DenseNet {
+    static let spec = ModelSpec(name: "densenet", side: 96, recipe: Recipe(learningRate: 0.1, batchSize: 256),
+                                build: { denseNet(inputChannels: $0, classes: $1) })
+}
+
 func denseNet(inputChannels: Int, classes: Int, convsPerBlock: [Int] = [4, 4, 4, 4], growth: Int = 32) -> Sequential {
     var children: [Child] = [
         named("stem_conv", conv(inputChannels, 64, 7, stride: 2, padding: 3)), named("stem_bn", BatchNorm(64)),

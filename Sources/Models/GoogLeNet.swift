@@ -14,6 +14,11 @@ private func inception(_ cin: Int, _ c1: Int, _ c2: (Int, Int), _ c3: (Int, Int)
     ])
 }
 
+enum GoogLeNet {
+    static let spec = ModelSpec(name: "googlenet", side: 96, recipe: Recipe(learningRate: 0.1, batchSize: 128),
+                                build: { googLeNet(inputChannels: $0, classes: $1) })
+}
+
 func googLeNet(inputChannels: Int, classes: Int) -> Sequential {
     Sequential([
         named("b1_conv", conv(inputChannels, 64, 7, stride: 2, padding: 3)), plain(relu()),

@@ -4,6 +4,13 @@
 // With batch norm: S. Ioffe, C. Szegedy, "Batch Normalization", ICML 2015 (D2L 8.5).
 import NN
 
+enum LeNet {
+    static let spec = ModelSpec(name: "lenet", side: 28, recipe: Recipe(learningRate: 0.9, batchSize: 256),
+                                build: { leNet(inputChannels: $0, classes: $1) })
+    static let batchNormSpec = ModelSpec(name: "lenet-bn", side: 28, recipe: Recipe(learningRate: 1.0, batchSize: 256),
+                                         build: { leNetBN(inputChannels: $0, classes: $1) })
+}
+
 func leNet(inputChannels: Int, classes: Int) -> Sequential {
     Sequential([
         named("conv1", conv(inputChannels, 6, 5, padding: 2)), plain(sigmoid()), plain(avgPool(2, 2)),

@@ -1,17 +1,30 @@
 @_exported import NN
 
-/// The seed networks by the names of `reference/models.py`, with D2L's input sides.
-public enum ModelZoo {
-    public static let names = ["lenet", "lenet-bn", "alexnet", "vgg11", "nin", "googlenet", "resnet18", "resnet34", "densenet"]
+/// One trainable network: its name (the key of `reference/models.py`), how to build it, the
+/// side it is trained at and its default recipe. Each model file declares its own; adding a
+/// network is that file plus its line in `ModelZoo.all`.
+public struct ModelSpec: Sendable {
+    public let name: String
+    /// The input side the model is trained at by default (images are resized to it).
+    public let side: Int
+    public let recipe: Recipe
+    /// The layer tree for `inputChannels` input channels and `classes` outputs.
+    let build: @Sendable (_ inputChannels: Int, _ classes: Int) -> any Layer
+}
 
-    /// The side D2L trains each model at on Fashion-MNIST (images resized from 28×28).
-    public static func defaultSide(_ name: String) -> Int? {
-        switch name {
-        case "lenet", "lenet-bn": return 28
-        case "alexnet", "vgg11", "nin": return 224
-        case "googlenet", "resnet18", "resnet34", "densenet": return 96
-        default: return nil
-        }
+/// Every network cnn-train trains, by name.
+public enum ModelZoo {
+    public static let all: [ModelSpec] = [
+        LeNet.spec, LeNet.batchNormSpec, AlexNet.spec, VGG.spec, NiN.spec, GoogLeNet.spec,
+        ResNet.spec18, ResNet.spec34, DenseNet.spec,
+    ]
+
+    public static let names = all.map(\.name)
+
+    /// The model called `name`, or an error listing the known ones.
+    public static func spec(_ name: String) throws -> ModelSpec {
+        guard let spec = all.first(where: { $0.name == name }) else { throw UnknownModel(name: name) }
+        return spec
     }
 
     public struct UnknownModel: Error, CustomStringConvertible {
@@ -24,19 +37,7 @@ public enum ModelZoo {
 
     /// A freshly built network (all parameters zero until `initialize`).
     public static func make(_ name: String, inputChannels: Int = 1, classes: Int = 10) throws -> Network {
-        let root: Sequential
-        switch name {
-        case "lenet": root = leNet(inputChannels: inputChannels, classes: classes)
-        case "lenet-bn": root = leNetBN(inputChannels: inputChannels, classes: classes)
-        case "alexnet": root = alexNet(inputChannels: inputChannels, classes: classes)
-        case "vgg11": root = vgg11(inputChannels: inputChannels, classes: classes)
-        case "nin": root = nin(inputChannels: inputChannels, classes: classes)
-        case "googlenet": root = googLeNet(inputChannels: inputChannels, classes: classes)
-        case "resnet18": root = resNet(blocksPerStage: [2, 2, 2, 2], inputChannels: inputChannels, classes: classes)
-        case "resnet34": root = resNet(blocksPerStage: [3, 4, 6, 3], inputChannels: inputChannels, classes: classes)
-        case "densenet": root = denseNet(inputChannels: inputChannels, classes: classes)
-        default: throw UnknownModel(name: name)
-        }
-        return Network(name: name, root: root, inputChannels: inputChannels, classes: classes)
+        let spec = try spec(name)
+        return Network(name: name, root: spec.build(inputChannels, classes), inputChannels: inputChannels, classes: classes)
     }
 }

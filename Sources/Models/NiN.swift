@@ -10,6 +10,11 @@ private func ninBlock(_ cin: Int, _ cout: Int, _ k: Int, stride: Int, padding: I
     ])
 }
 
+enum NiN {
+    static let spec = ModelSpec(name: "nin", side: 224, recipe: Recipe(learningRate: 0.1, batchSize: 128),
+                                build: { nin(inputChannels: $0, classes: $1) })
+}
+
 func nin(inputChannels: Int, classes: Int, dropout: Real = 0.5) -> Sequential {
     Sequential([
         named("block1", ninBlock(inputChannels, 96, 11, stride: 4, padding: 0)), plain(maxPool(3, 2)),

@@ -13,6 +13,13 @@ private func residualBlock(_ cin: Int, _ cout: Int, projection: Bool, stride: In
     return Sequential([plain(Residual(body: body, shortcut: shortcut)), plain(relu())])
 }
 
+enum ResNet {
+    static let spec18 = ModelSpec(name: "resnet18", side: 96, recipe: Recipe(learningRate: 0.05, batchSize: 256),
+                                  build: { resNet(blocksPerStage: [2, 2, 2, 2], inputChannels: $0, classes: $1) })
+    static let spec34 = ModelSpec(name: "resnet34", side: 96, recipe: Recipe(learningRate: 0.05, batchSize: 256),
+                                  build: { resNet(blocksPerStage: [3, 4, 6, 3], inputChannels: $0, classes: $1) })
+}
+
 func resNet(blocksPerStage: [Int], inputChannels: Int, classes: Int) -> Sequential {
     var children: [Child] = [
         named("stem_conv", conv(inputChannels, 64, 7, stride: 2, padding: 3)), named("stem_bn", BatchNorm(64)),

@@ -3,6 +3,11 @@
 // `ratio` (D2L trains ratio 4 on Fashion-MNIST).
 import NN
 
+enum VGG {
+    static let spec = ModelSpec(name: "vgg11", side: 224, recipe: Recipe(learningRate: 0.05, batchSize: 128),
+                                build: { vgg11(inputChannels: $0, classes: $1) })
+}
+
 func vgg11(inputChannels: Int, classes: Int, ratio: Int = 4, dropout: Real = 0.5) -> Sequential {
     let arch = [(1, 64), (1, 128), (2, 256), (2, 512), (2, 512)]
     var children: [Child] = []

@@ -45,7 +45,7 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard ModelZoo.names.contains(model) else { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
+        _ = try ModelZoo.validated(model)
         if batch < 1 { throw ValidationError("--batch must be positive, got \(batch)") }
         if steps < 1 { throw ValidationError("--steps must be positive, got \(steps)") }
         if warmup < 0 { throw ValidationError("--warmup cannot be negative, got \(warmup)") }
@@ -61,7 +61,7 @@ struct BenchCommand: ParsableCommand {
 
     private func measure(_ job: Job) throws {
         let communicator = job.communicator
-        let side = self.side ?? ModelZoo.defaultSide(model)!
+        let side = try self.side ?? ModelZoo.spec(model).side
         let network = try ModelZoo.make(model)
         try job.collectively {
             guard batch >= communicator.size else { throw ValidationError("--batch \(batch) is smaller than the \(communicator.size) ranks") }

@@ -98,6 +98,6 @@ struct DataOptions: ParsableArguments {
     }
 
     func preprocessing(model: String, channels: Int, augment: Bool) throws -> Preprocessing {
-        Preprocessing(side: side ?? ModelZoo.defaultSide(model)!, normalization: try normalization(channels: channels), augment: augment)
+        Preprocessing(side: try side ?? ModelZoo.spec(model).side, normalization: try normalization(channels: channels), augment: augment)
     }
 }

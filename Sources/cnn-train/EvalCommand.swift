@@ -36,7 +36,7 @@ struct EvalCommand: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        if let model, !ModelZoo.names.contains(model) { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
+        if let model { _ = try ModelZoo.validated(model) }
         if batchSize < 1 { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard (initFrom == nil) != (checkpoint == nil) else { throw ValidationError("give either --init-from or --checkpoint") }
         guard FileManager.default.fileExists(atPath: weights) else { throw ValidationError("\(weights): no such file") }

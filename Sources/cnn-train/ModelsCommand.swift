@@ -39,12 +39,12 @@ struct ModelsCommand: ParsableCommand {
         }
         print(pad("model", 10) + pad("parameters", 14, right: true) + pad("side", 6, right: true)
               + pad("GFLOPs/image", 14, right: true) + "  recipe")
-        for name in ModelZoo.names {
-            let network = try ModelZoo.make(name, inputChannels: channels, classes: classes)
-            let s = side ?? ModelZoo.defaultSide(name)!
+        for spec in ModelZoo.all {
+            let network = try ModelZoo.make(spec.name, inputChannels: channels, classes: classes)
+            let s = side ?? spec.side
             _ = try describeOrFail(network, side: s)
-            let recipe = Recipe.d2l(name)!
-            print(pad(name, 10) + pad(grouped(network.parameterCount), 14, right: true) + pad("\(s)", 6, right: true)
+            let recipe = spec.recipe
+            print(pad(spec.name, 10) + pad(grouped(network.parameterCount), 14, right: true) + pad("\(s)", 6, right: true)
                   + pad(String(format: "%.3f", Double(network.flopsPerImage(side: s)) / 1e9), 14, right: true)
                   + "  sgd lr \(recipe.learningRate) batch \(recipe.batchSize), \(recipe.epochs) epochs")
         }
@@ -52,7 +52,7 @@ struct ModelsCommand: ParsableCommand {
 
     private func describeModel(_ name: String) throws {
         let network = try ModelZoo.make(name, inputChannels: channels, classes: classes)
-        let s = side ?? ModelZoo.defaultSide(name)!
+        let s = try side ?? ModelZoo.spec(name).side
         let layers = try describeOrFail(network, side: s)
         print("\(name) at \(channels)×\(s)×\(s): \(grouped(network.parameterCount)) parameters, "
               + String(format: "%.3f", Double(network.flopsPerImage(side: s)) / 1e9) + " GFLOPs per image")
@@ -89,4 +89,11 @@ func grouped(_ n: Int) -> String {
 func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
     let fill = String(repeating: " ", count: max(0, width - s.count))
     return right ? fill + s + " " : s + fill
+}
+
+extension ModelZoo {
+    /// The model called `name`, or a usage error listing the known ones (for `validate()`).
+    static func validated(_ name: String) throws -> ModelSpec {
+        do { return try spec(name) } catch { throw ValidationError("\(error)") }
+    }
 }

@@ -111,7 +111,7 @@ struct TrainCommand: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        guard ModelZoo.names.contains(model) else { throw ValidationError("\(ModelZoo.UnknownModel(name: model))") }
+        _ = try ModelZoo.validated(model)
         for (name, value) in [("--epochs", epochs), ("--max-steps", maxSteps), ("--batch-size", batchSize), ("--threads", threads),
                               ("--decay-epochs", decayEpochs)] {
             if let value, value < 1 { throw ValidationError("\(name) must be positive, got \(value)") }
@@ -167,8 +167,8 @@ struct TrainCommand: ParsableCommand {
         return json.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
-    func config() -> TrainingConfig {
-        let recipe = Recipe.d2l(model)!
+    func config() throws -> TrainingConfig {
+        let recipe = try ModelZoo.spec(model).recipe
         var c = TrainingConfig()
         c.epochs = epochs ?? recipe.epochs
         c.maxSteps = maxSteps
@@ -198,7 +198,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func train(_ job: Job) throws {
-        var config = config()
+        var config = try config()
         let communicator = job.communicator
         let checkpoint = try job.collectively { () throws -> (path: String, contents: CheckpointFile.Contents)? in
             guard let path = try resumePath() else { return nil }

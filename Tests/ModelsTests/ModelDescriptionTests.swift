@@ -12,14 +12,14 @@ final class ModelDescriptionTests: XCTestCase {
         for name in ModelZoo.names {
             let network = try ModelZoo.make(name)
             XCTAssertEqual(network.parameterCount, Self.referenceParameterCounts[name], name)
-            let described = try network.describe(side: ModelZoo.defaultSide(name)!)
+            let described = try network.describe(side: ModelZoo.spec(name).side)
             XCTAssertEqual(described.reduce(0) { $0 + $1.parameterCount }, network.parameterCount, "\(name): description")
         }
     }
 
     func testEveryModelEndsInTenLogitsAtItsD2LSide() throws {
         for name in ModelZoo.names {
-            let side = try XCTUnwrap(ModelZoo.defaultSide(name))
+            let side = try ModelZoo.spec(name).side
             let layers = try ModelZoo.make(name).describe(side: side)
             XCTAssertEqual(layers.last?.outputShape, Shape(1, 10), name)
             XCTAssertGreaterThan(try ModelZoo.make(name).flopsPerImage(side: side), 0, name)
@@ -28,7 +28,7 @@ final class ModelDescriptionTests: XCTestCase {
 
     func testShapesAlongTheWayMatchD2L() throws {
         func shape(_ name: String, _ path: String) throws -> Shape? {
-            try ModelZoo.make(name).describe(side: ModelZoo.defaultSide(name)!).first { $0.path == path }?.outputShape
+            try ModelZoo.make(name).describe(side: ModelZoo.spec(name).side).first { $0.path == path }?.outputShape
         }
         XCTAssertEqual(try shape("lenet", "conv1"), Shape(1, 6, 28, 28))
         XCTAssertEqual(try shape("lenet", "conv2"), Shape(1, 16, 10, 10))

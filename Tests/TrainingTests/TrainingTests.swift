@@ -195,7 +195,7 @@ final class FashionMNISTEndToEndTests: XCTestCase {
         let dir = "/usr/share/datasets/fashion-mnist"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: dir), "dataset-fashion-mnist is not installed")
         let splits = try IDX.loadSplits(directory: dir)
-        let recipe = try XCTUnwrap(Recipe.d2l("lenet-bn"))
+        let recipe = try ModelZoo.spec("lenet-bn").recipe
         var config = TrainingConfig()
         config.learningRate = recipe.learningRate
         config.batchSize = recipe.batchSize
