@@ -1,60 +1,87 @@
 import Foundation
 import NN
 
-/// Sums a network's gradients across ranks during backward: the flat gradient buffer is cut
-/// into buckets of about `bucketBytes` from its end (backward finishes the last layers
-/// first), and each bucket's non-blocking all-reduce starts as soon as the root's children
-/// holding it are done, overlapping the rest of backward.
+/// Sums a network's gradients across ranks during backward. The flat gradient buffer is cut
+/// into buckets from its end (backward finishes the last layers first): the first bucket of
+/// at most `firstBucketBytes`, so that communication starts early, then buckets of about
+/// `bucketBytes`. A bucket's non-blocking all-reduce starts as soon as every parameter in it
+/// is final (`Network.gradientsReady`, reported by every container), overlapping the rest of
+/// backward. Every rank starts the buckets in the same order, since backward runs alike.
 public final class GradientSynchronizer {
     public let communicator: any Communicator
-    /// Each bucket: its range in the gradient buffer, and the root child index after whose
-    /// backward all of it is final.
-    public let buckets: [(range: Range<Int>, readyAfterChild: Int)]
+    /// Each bucket's range in the gradient buffer, in the order they fill during backward.
+    public let buckets: [Range<Int>]
+    /// PyTorch DDP's first bucket is 1 MiB for the same reason.
+    public static let firstBucketBytes = 1 << 20
     private let network: Network
-    private var nextBucket = 0
+    /// The bucket of each parameter, and how many parameters each bucket holds.
+    private let bucketOfParameter: [Int], parametersInBucket: [Int]
+    /// Per bucket, the parameters not yet final in this step's backward.
+    private var pending: [Int]
+    private var started: [Bool]
 
     public init(network: Network, communicator: any Communicator, bucketBytes: Int) {
         self.network = network
         self.communicator = communicator
-        var buckets: [(Range<Int>, Int)] = []
-        var end = network.parameterCount, readyAfter = Int.max
+        var buckets: [Range<Int>] = [], bucketOfParameter = Array(repeating: 0, count: network.parameters.count)
+        var counts: [Int] = []
+        var end = network.parameterCount, members = 0
         for p in network.parameters.indices.reversed() {
-            readyAfter = min(readyAfter, network.parameterRootChild[p])
+            bucketOfParameter[p] = buckets.count
+            members += 1
             let start = network.parameterOffsets[p]
-            if (end - start) * MemoryLayout<Real>.size >= bucketBytes || p == 0 {
-                buckets.append((start..<end, readyAfter))
+            let limit = buckets.isEmpty ? min(bucketBytes, Self.firstBucketBytes) : bucketBytes
+            if (end - start) * MemoryLayout<Real>.size >= limit || p == 0 {
+                buckets.append(start..<end)
+                counts.append(members)
                 end = start
-                readyAfter = Int.max
+                members = 0
             }
         }
         self.buckets = buckets
+        self.bucketOfParameter = bucketOfParameter
+        parametersInBucket = counts
+        pending = counts
+        started = Array(repeating: false, count: buckets.count)
     }
 
     /// Bytes summed per step (each rank's contribution).
     public var bytesPerStep: Int { network.parameterCount * MemoryLayout<Real>.size }
 
-    /// Hooks into the root's backward; call once.
+    /// Hooks into the network's backward; call once.
     public func attach() {
-        guard let root = network.root as? Sequential, communicator.size > 1 else { return }
-        root.didFinishBackward = { [unowned self] child in self.childFinished(child) }
+        guard communicator.size > 1 else { return }
+        network.gradientsReady = { [unowned self] parameters in self.parametersReady(parameters) }
     }
 
     /// Before a step's backward.
-    public func beginStep() { nextBucket = 0 }
+    public func beginStep() {
+        for b in buckets.indices {
+            pending[b] = parametersInBucket[b]
+            started[b] = false
+        }
+    }
 
-    private func childFinished(_ child: Int) {
-        while nextBucket < buckets.count && child <= buckets[nextBucket].readyAfterChild {
-            let range = buckets[nextBucket].range
-            communicator.startSum(UnsafeMutableBufferPointer(start: network.gradientStorage.base + range.lowerBound, count: range.count),
-                                  slot: nextBucket)
-            nextBucket += 1
+    private func parametersReady(_ parameters: Range<Int>) {
+        for p in parameters {
+            let b = bucketOfParameter[p]
+            pending[b] -= 1
+            if pending[b] == 0 { start(b) }
         }
         communicator.progress()
     }
 
-    /// After backward: starts what is left (a root that is not a `Sequential`) and waits for all.
+    private func start(_ bucket: Int) {
+        let range = buckets[bucket]
+        communicator.startSum(UnsafeMutableBufferPointer(start: network.gradientStorage.base + range.lowerBound, count: range.count),
+                              slot: bucket)
+        started[bucket] = true
+    }
+
+    /// After backward: starts any bucket not yet started (in bucket order) and waits for all.
     public func finishStep() {
-        childFinished(-1)
+        guard communicator.size > 1 else { return }
+        for b in buckets.indices where !started[b] { start(b) }
         communicator.waitAll()
     }
 }

@@ -1,13 +1,11 @@
 // MARK: - Sequential
 
 /// Children applied one after another.
-public final class Sequential: Layer {
+public final class Sequential: Container {
     public let children: [Child]
     /// Each child's last output: the inputs of the next child's backward.
     private var outputs: [Tensor?]
-    /// Called with a child's index as soon as its backward is done (its parameter gradients
-    /// are then final): where data parallelism starts sending them.
-    public var didFinishBackward: ((Int) -> Void)?
+    public var didFinishChildBackward: ((any Layer) -> Void)?
 
     public init(_ children: [Child]) {
         self.children = children
@@ -46,7 +44,7 @@ public final class Sequential: Layer {
         var g = gradOutput
         for i in children.indices.reversed() {
             g = children[i].layer.backward(i == 0 ? input : outputs[i - 1]!, g)
-            didFinishBackward?(i)
+            didFinishChildBackward?(children[i].layer)
         }
         return g
     }
@@ -56,8 +54,9 @@ public final class Sequential: Layer {
 
 /// Parallel branches over the same input, their outputs concatenated on channels
 /// (Inception blocks, DenseNet layers).
-public final class Concat: Layer {
+public final class Concat: Container {
     public let children: [Child]
+    public var didFinishChildBackward: ((any Layer) -> Void)?
     private var output: Tensor?, gradInput: Tensor?
     /// Per branch: its last output, and its slice of the output gradient made contiguous.
     private var branchOutputs: [Tensor?], branchGrads: [Tensor?]
@@ -126,6 +125,7 @@ public final class Concat: Layer {
             }
             offset += block
             let gx = children[b].layer.backward(input, g)
+            didFinishChildBackward?(children[b].layer)
             if b == 0 { dx.copy(from: gx) } else { BLAS.axpy(dx.count, alpha: 1, x: gx.data, y: dx.data) }
         }
         return dx
@@ -136,8 +136,9 @@ public final class Concat: Layer {
 
 /// body(x) + shortcut(x), where the shortcut is the identity unless given (ResNet's 1×1
 /// convolution when the shape changes).
-public final class Residual: Layer {
+public final class Residual: Container {
     public let children: [Child]
+    public var didFinishChildBackward: ((any Layer) -> Void)?
     private let body: any Layer, shortcut: (any Layer)?
     private var output: Tensor?, gradInput: Tensor?
 
@@ -174,7 +175,14 @@ public final class Residual: Layer {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         dx.copy(from: body.backward(input, gradOutput))
-        let side = shortcut?.backward(input, gradOutput) ?? gradOutput
+        didFinishChildBackward?(body)
+        let side: Tensor
+        if let shortcut {
+            side = shortcut.backward(input, gradOutput)
+            didFinishChildBackward?(shortcut)
+        } else {
+            side = gradOutput
+        }
         BLAS.axpy(dx.count, alpha: 1, x: side.data, y: dx.data)
         return dx
     }

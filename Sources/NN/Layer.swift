@@ -62,6 +62,14 @@ extension Layer {
     public var children: [Child] { [] }
 }
 
+/// A layer made of other layers. It reports each child as soon as that child's backward is
+/// done: the gradients of the child's parameters are then final for this step, which is where
+/// data parallelism starts summing them across ranks (`Network.gradientsReady`).
+public protocol Container: Layer {
+    /// Set by `Network` on every container of its tree.
+    var didFinishChildBackward: ((any Layer) -> Void)? { get set }
+}
+
 /// A trainable tensor with its gradient and what its initializer needs to know.
 public final class Parameter {
     public enum Role: Sendable {

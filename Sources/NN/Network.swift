@@ -12,10 +12,13 @@ public final class Network {
     public let dropouts: [Dropout]
     public let parameterStorage: Storage
     public let gradientStorage: Storage
-    /// Per parameter (same order as `parameters`): its offset in the flat buffers, and the
-    /// index of the root's child that holds it (for gradients-ready hooks).
+    /// Per parameter (same order as `parameters`): its offset in the flat buffers.
     public let parameterOffsets: [Int]
-    public let parameterRootChild: [Int]
+    /// Called during backward with the indices (into `parameters`) whose gradients have just
+    /// become final: each leaf layer's, as soon as its container has run its backward.
+    public var gradientsReady: ((Range<Int>) -> Void)?
+    /// The parameter indices of each leaf layer that has parameters.
+    private let leafParameters: [ObjectIdentifier: Range<Int>]
 
     public init(name: String, root: any Layer, inputChannels: Int, classes: Int) {
         self.name = name
@@ -25,18 +28,19 @@ public final class Network {
         var parameters: [(String, Parameter)] = []
         var batchNorms: [(String, BatchNorm)] = []
         var dropouts: [Dropout] = []
-        var rootChild: [Int] = []
-        func visit(_ layer: any Layer, _ path: String, _ top: Int) {
-            for p in layer.parameters {
-                parameters.append((join(path, p.name), p))
-                rootChild.append(top)
-            }
+        var leafParameters: [ObjectIdentifier: Range<Int>] = [:]
+        var containers: [any Container] = []
+        func visit(_ layer: any Layer, _ path: String) {
+            let first = parameters.count
+            for p in layer.parameters { parameters.append((join(path, p.name), p)) }
+            if parameters.count > first { leafParameters[ObjectIdentifier(layer)] = first..<parameters.count }
             if let bn = layer as? BatchNorm { batchNorms.append((path, bn)) }
             if let d = layer as? Dropout { dropouts.append(d) }
-            for (i, child) in layer.children.enumerated() { visit(child.layer, join(path, child.name), layer === root ? i : top) }
+            if let container = layer as? any Container { containers.append(container) }
+            for child in layer.children { visit(child.layer, join(path, child.name)) }
         }
-        visit(root, "", 0)
-        parameterRootChild = rootChild
+        visit(root, "")
+        self.leafParameters = leafParameters
         self.parameters = parameters
         self.batchNorms = batchNorms
         self.dropouts = dropouts
@@ -57,6 +61,14 @@ public final class Network {
         }
         parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
+        for var container in containers {
+            container.didFinishChildBackward = { [unowned self] child in self.childFinishedBackward(child) }
+        }
+    }
+
+    private func childFinishedBackward(_ child: any Layer) {
+        guard let gradientsReady, let ready = leafParameters[ObjectIdentifier(child)] else { return }
+        gradientsReady(ready)
     }
 
     public var parameterCount: Int { parameterStorage.count }
@@ -65,7 +77,11 @@ public final class Network {
     public func forward(_ images: Tensor, mode: Mode) -> Tensor { root.forward(images, mode: mode) }
 
     /// Adds the gradients of the loss to every `Parameter.grad`, given d(loss)/d(logits).
-    public func backward(_ images: Tensor, _ gradLogits: Tensor) { _ = root.backward(images, gradLogits) }
+    public func backward(_ images: Tensor, _ gradLogits: Tensor) {
+        _ = root.backward(images, gradLogits)
+        // A root that is itself a leaf has no container to report it.
+        if let gradientsReady, let ready = leafParameters[ObjectIdentifier(root)] { gradientsReady(ready) }
+    }
 
     public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }
 
