@@ -1,9 +1,12 @@
 import Foundation
 
-/// Elementwise activation: ReLU, Sigmoid, Tanh or GELU (exact, erf form).
+/// Elementwise activation, as PyTorch defines each: ReLU, Sigmoid, Tanh, GELU (exact, erf
+/// form), and MobileNetV3's and EfficientNet's ReLU6 = min(max(x, 0), 6), Hardsigmoid =
+/// ReLU6(x + 3) / 6, Hardswish = x · Hardsigmoid(x), SiLU = x · sigmoid(x).
 public final class Activation: Layer {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         case relu = "ReLU", sigmoid = "Sigmoid", tanh = "Tanh", gelu = "GELU"
+        case relu6 = "ReLU6", hardsigmoid = "Hardsigmoid", hardswish = "Hardswish", silu = "SiLU"
     }
 
     public let kind: Kind
@@ -23,11 +26,17 @@ public final class Activation: Layer {
         case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + exp(-x[i])) }
         case .tanh: for i in 0..<n { out[i] = tanh(x[i]) }
         case .gelu: for i in 0..<n { out[i] = 0.5 * x[i] * (1 + erf(x[i] * Real(0.5.squareRoot()))) }
+        case .relu6: for i in 0..<n { out[i] = min(max(x[i], 0), 6) }
+        case .hardsigmoid: for i in 0..<n { out[i] = min(max(x[i] + 3, 0), 6) / 6 }
+        case .hardswish: for i in 0..<n { out[i] = x[i] * min(max(x[i] + 3, 0), 6) / 6 }
+        case .silu: for i in 0..<n { out[i] = x[i] / (1 + exp(-x[i])) }
         }
         return y
     }
 
-    /// Sigmoid and Tanh differentiate through their output, ReLU and GELU through their input.
+    /// Sigmoid and Tanh differentiate through their output, the others through their input.
+    /// At the kinks the derivative is PyTorch's: ReLU 0 at 0, ReLU6 and Hardsigmoid 0 at the
+    /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         let x = input.data, dy = gradOutput.data, g = dx.data, n = input.count
@@ -46,6 +55,17 @@ public final class Activation: Layer {
                 let cdf = 0.5 * (1 + erf(x[i] * invSqrt2))
                 let pdf = invSqrt2Pi * exp(-0.5 * x[i] * x[i])
                 g[i] = dy[i] * (cdf + x[i] * pdf)
+            }
+        case .relu6:
+            for i in 0..<n { g[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
+        case .hardsigmoid:
+            for i in 0..<n { g[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0 }
+        case .hardswish:
+            for i in 0..<n { g[i] = x[i] < -3 ? 0 : x[i] > 3 ? dy[i] : dy[i] * (x[i] / 3 + 0.5) }
+        case .silu:
+            for i in 0..<n {
+                let s = 1 / (1 + exp(-x[i]))
+                g[i] = dy[i] * s * (1 + x[i] * (1 - s))
             }
         }
         return dx

@@ -211,3 +211,69 @@ func withPath<T>(_ name: String?, _ body: () throws -> T) throws -> T {
         throw error
     }
 }
+
+// MARK: - ChannelScale
+
+/// x ⊙ gate(x), the gate's (N, C, 1, 1) output broadcast over H×W: squeeze-and-excitation
+/// (SE-ResNet, MobileNetV3, EfficientNet). The gate's parameters are keyed as its own (a
+/// child without a name), as in torchvision's `SqueezeExcitation`.
+public final class ChannelScale: Container {
+    public let children: [Child]
+    public var didFinishChildBackward: ((any Layer) -> Void)?
+    private let gate: any Layer
+    private var output: Tensor?, gradInput: Tensor?, gradScale: Tensor?
+    /// The gate's output of the last forward (its own buffer, valid until its next forward).
+    private var scale: Tensor?
+
+    public init(gate: any Layer) {
+        self.gate = gate
+        children = [Child(nil, gate)]
+    }
+
+    public var summary: String { "ChannelScale" }
+
+    public func outputShape(for input: Shape) throws -> Shape {
+        guard input.rank == 4 else { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
+        let scale = try gate.outputShape(for: input)
+        guard scale == Shape(input[0], input[1], 1, 1) else {
+            throw ShapeError(layer: summary, "the gate gives \(scale) for input \(input); expected \(Shape(input[0], input[1], 1, 1))")
+        }
+        return input
+    }
+
+    public func flops(for input: Shape) -> Int { gate.flops(for: input) + input.count }
+
+    // x: (N, C, H, W), gate(x): (N, C, 1, 1) -> y: (N, C, H, W)
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        let scale = gate.forward(input, mode: mode)
+        self.scale = scale
+        let y = Tensor.reuse(&output, shape: input.shape)
+        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
+        for p in 0..<planes {
+            let s = scale.data[p], x = input.data + p * area, out = y.data + p * area
+            for i in 0..<area { out[i] = x[i] * s }
+        }
+        return y
+    }
+
+    /// dx = dy ⊙ s + gate's backward of ds, where ds = Σ_HW dy ⊙ x.
+    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
+        let ds = Tensor.reuse(&gradScale, shape: Shape(input.shape[0], input.shape[1], 1, 1))
+        for p in 0..<planes {
+            let x = input.data + p * area, dy = gradOutput.data + p * area
+            var sum: Double = 0
+            for i in 0..<area { sum += Double(dy[i]) * Double(x[i]) }
+            ds.data[p] = Real(sum)
+        }
+        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        dx.copy(from: gate.backward(input, ds))
+        didFinishChildBackward?(gate)
+        let scale = scale!
+        for p in 0..<planes {
+            let s = scale.data[p], dy = gradOutput.data + p * area, g = dx.data + p * area
+            for i in 0..<area { g[i] += dy[i] * s }
+        }
+        return dx
+    }
+}

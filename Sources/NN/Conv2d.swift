@@ -1,6 +1,7 @@
-/// 2-D convolution over NCHW input with square kernel, stride and zero padding, as
-/// im2col + sgemm (backward: sgemm for the weight gradient, sgemm + col2im for the input
-/// gradient). Weight [out, in, k, k], bias [out], as in PyTorch.
+/// 2-D convolution over NCHW input, as in PyTorch's `Conv2d`: per-axis kernel, stride, zero
+/// padding and dilation, channel groups (depthwise when groups = in = out channels), optional
+/// bias. Computed as im2col + sgemm per group (backward: sgemm for the weight gradient,
+/// sgemm + col2im for the input gradient). Weight [out, in/groups, kh, kw], bias [out].
 ///
 /// Images with a small output plane are convolved several at a time: their columns are
 /// unfolded side by side so that one GEMM sees at least `minimumColumns` columns. One image
@@ -9,6 +10,7 @@
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int
     public let window: Window2D
+    public let groups: Int
     public let weight: Parameter
     public let bias: Parameter?
     /// The first layer of a network need not compute a gradient for the image.
@@ -23,39 +25,57 @@ public final class Conv2d: Layer {
     /// time, 44.0 from 256 columns, no further gain up to 4096.
     public static let minimumColumns = 1024
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+    public init(_ inChannels: Int, _ outChannels: Int, window: Window2D, groups: Int = 1, bias: Bool = true) {
+        precondition(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
+                     "Conv2d(\(inChannels)→\(outChannels)): \(groups) groups must divide both channel counts")
         self.inChannels = inChannels
         self.outChannels = outChannels
-        window = Window2D(kernel: kernel, stride: stride, padding: padding)
-        let fanIn = inChannels * kernel * kernel
-        weight = Parameter("weight", shape: Shape(outChannels, inChannels, kernel, kernel),
-                           role: .weight(fanIn: fanIn, fanOut: outChannels * kernel * kernel))
+        self.window = window
+        self.groups = groups
+        let fanIn = inChannels / groups * window.taps
+        weight = Parameter("weight", shape: Shape(outChannels, inChannels / groups, window.height.kernel, window.width.kernel),
+                           role: .weight(fanIn: fanIn, fanOut: outChannels * window.taps))
         self.bias = bias ? Parameter("bias", shape: Shape(outChannels), role: .bias(fanIn: fanIn)) : nil
     }
 
+    /// A square kernel, stride, padding and dilation.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
+        self.init(inChannels, outChannels, window: Window2D(kernel: kernel, stride: stride, padding: padding, dilation: dilation),
+                  groups: groups, bias: bias)
+    }
+
     public var summary: String {
-        "Conv2d(\(inChannels)→\(outChannels), k\(window.kernel) s\(window.stride) p\(window.padding))"
+        "Conv2d(\(inChannels)→\(outChannels), \(window.description)\(groups > 1 ? " g\(groups)" : "")\(bias == nil ? ", no bias" : ""))"
     }
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
+    /// Channels per group on each side, and the length of one group's patch (GEMM's k).
+    private var groupInChannels: Int { inChannels / groups }
+    private var groupOutChannels: Int { outChannels / groups }
+    private var patch: Int { groupInChannels * window.taps }
+
     /// A 1×1 convolution with stride 1 and no padding reads its input as the column matrix.
-    private var isPointwise: Bool { window.kernel == 1 && window.stride == 1 && window.padding == 0 }
+    private var isPointwise: Bool {
+        window.taps == 1 && window.height.stride == 1 && window.width.stride == 1
+            && window.height.padding == 0 && window.width.padding == 0
+    }
 
     public func outputShape(for input: Shape) throws -> Shape {
         guard input.rank == 4 else { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
         guard input[1] == inChannels else {
             throw ShapeError(layer: summary, "expects \(inChannels) input channels, got \(input[1]) (input \(input))")
         }
-        let h = window.outputSide(input[2]), w = window.outputSide(input[3])
+        let (h, w) = window.outputSize(height: input[2], width: input[3])
         guard h > 0 && w > 0 else {
-            throw ShapeError(layer: summary, "input \(input[2])×\(input[3]) is too small for kernel \(window.kernel) with padding \(window.padding)")
+            throw ShapeError(layer: summary, "input \(input[2])×\(input[3]) is too small for the window \(window.description)")
         }
         return Shape(input[0], outChannels, h, w)
     }
 
     public func flops(for input: Shape) -> Int {
         guard let out = try? outputShape(for: input) else { return 0 }
-        return 2 * out.count * inChannels * window.kernel * window.kernel
+        return 2 * out.count * patch
     }
 
     /// How many images one GEMM covers, given the output plane Ho·Wo.
@@ -65,43 +85,47 @@ public final class Conv2d: Layer {
 
     // x: (N, C, H, W) -> y: (N, O, Ho, Wo)
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        let n = input.shape[0], h = input.shape[2], w = input.shape[3]
-        let outH = window.outputSide(h), outW = window.outputSide(w)
+        let n = input.shape[0]
+        let (outH, outW) = window.outputSize(height: input.shape[2], width: input.shape[3])
         let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW))
-        let plane = outH * outW, patch = inChannels * window.kernel * window.kernel
-        let group = imagesPerGEMM(batch: n, plane: plane), columnCount = group * plane
-        let col = isPointwise && group == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
-        let rows = group == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
-        let wp = weight.value.data
-        for first in stride(from: 0, to: n, by: group) {
-            let images = first..<min(n, first + group)
-            let cols = unfold(input, images: images, into: col, columnCount: columnCount)
-            let out = rows?.data ?? y.data + first * outChannels * plane
-            BLAS.gemm(m: outChannels, n: images.count * plane, k: patch, a: wp, lda: patch, b: cols, ldb: columnCount,
-                      c: out, ldc: columnCount)
-            for (g, i) in images.enumerated() {
+        let plane = outH * outW, rowsPerGroup = groupOutChannels
+        let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
+        let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
+        let rows = batchPerGEMM == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
+        for first in stride(from: 0, to: n, by: batchPerGEMM) {
+            let images = first..<min(n, first + batchPerGEMM)
+            for g in 0..<groups {
+                let cols = unfold(input, images: images, group: g, into: col, columnCount: columnCount)
+                let out = rows.map { $0.data + g * rowsPerGroup * columnCount }
+                    ?? y.data + (first * outChannels + g * rowsPerGroup) * plane
+                BLAS.gemm(m: rowsPerGroup, n: images.count * plane, k: patch, a: weight.value.data + g * rowsPerGroup * patch,
+                          lda: patch, b: cols, ldb: columnCount, c: out, ldc: columnCount)
+            }
+            for (j, i) in images.enumerated() {
                 let image = y.data + i * outChannels * plane
-                if let rows { copyPlanes(image: image, rows: rows.data + g * plane, rowStride: columnCount, plane: plane, toRows: false) }
+                if let rows { copyPlanes(image: image, rows: rows.data + j * plane, rowStride: columnCount, plane: plane, toRows: false) }
                 guard let bias else { continue }
                 let bp = bias.value.data
                 for o in 0..<outChannels {
                     let row = image + o * plane, v = bp[o]
-                    for j in 0..<plane { row[j] += v }
+                    for k in 0..<plane { row[k] += v }
                 }
             }
         }
         return y
     }
 
-    /// The column matrix of the images: unfolded side by side into `columns`, or the image
-    /// itself for a pointwise convolution of one image at a time (which passes no buffer).
-    private func unfold(_ input: Tensor, images: Range<Int>, into columns: Tensor?, columnCount: Int) -> UnsafePointer<Real> {
+    /// The column matrix of group `group` of the images: unfolded side by side into
+    /// `columns`, or the image's channels themselves for a pointwise convolution of one image
+    /// at a time (which passes no buffer).
+    private func unfold(_ input: Tensor, images: Range<Int>, group: Int, into columns: Tensor?, columnCount: Int) -> UnsafePointer<Real> {
         let h = input.shape[2], w = input.shape[3], imageSize = inChannels * h * w
-        guard let columns else { return UnsafePointer(input.data + images.lowerBound * imageSize) }
-        let plane = window.outputSide(h) * window.outputSide(w)
-        for (g, i) in images.enumerated() {
-            im2col(input.data + i * imageSize, channels: inChannels, height: h, width: w, window: window,
-                   into: columns.data + g * plane, leadingDimension: columnCount)
+        let channelOffset = group * groupInChannels * h * w
+        guard let columns else { return UnsafePointer(input.data + images.lowerBound * imageSize + channelOffset) }
+        let (outH, outW) = window.outputSize(height: h, width: w)
+        for (j, i) in images.enumerated() {
+            im2col(input.data + i * imageSize + channelOffset, channels: groupInChannels, height: h, width: w, window: window,
+                   into: columns.data + j * outH * outW, leadingDimension: columnCount)
         }
         return UnsafePointer(columns.data)
     }
@@ -118,51 +142,56 @@ public final class Conv2d: Layer {
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3], imageSize = inChannels * h * w
-        let plane = gradOutput.shape[2] * gradOutput.shape[3], patch = inChannels * window.kernel * window.kernel
-        let group = imagesPerGEMM(batch: n, plane: plane), columnCount = group * plane
+        let plane = gradOutput.shape[2] * gradOutput.shape[3], rowsPerGroup = groupOutChannels
+        let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        let col = isPointwise && group == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
-        let rows = group == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
-        let wp = weight.value.data, dw = weight.grad.data
-        for first in stride(from: 0, to: n, by: group) {
-            let images = first..<min(n, first + group), width = images.count * plane
+        let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
+        let rows = batchPerGEMM == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
+        for first in stride(from: 0, to: n, by: batchPerGEMM) {
+            let images = first..<min(n, first + batchPerGEMM), width = images.count * plane
+            // dY of these images as [out, columns]: gathered into `rows`, or the image's own planes.
             let dy: UnsafePointer<Real>
             if let rows {
-                for (g, i) in images.enumerated() {
-                    copyPlanes(image: gradOutput.data + i * outChannels * plane, rows: rows.data + g * plane,
+                for (j, i) in images.enumerated() {
+                    copyPlanes(image: gradOutput.data + i * outChannels * plane, rows: rows.data + j * plane,
                                rowStride: columnCount, plane: plane, toRows: true)
                 }
                 dy = UnsafePointer(rows.data)
             } else {
                 dy = UnsafePointer(gradOutput.data + first * outChannels * plane)
             }
-            // dW += dY · colsᵀ (the columns are unfolded again rather than kept from forward)
-            let cols = unfold(input, images: images, into: col, columnCount: columnCount)
-            BLAS.gemm(transB: true, m: outChannels, n: patch, k: width, a: dy, lda: columnCount, b: cols, ldb: columnCount,
-                      beta: 1, c: dw, ldc: patch)
             if let bias {
                 let db = bias.grad.data
                 for o in 0..<outChannels {
                     let row = dy + o * columnCount
                     var s: Double = 0
-                    for j in 0..<width { s += Double(row[j]) }
+                    for k in 0..<width { s += Double(row[k]) }
                     db[o] += Real(s)
                 }
             }
-            guard computesInputGradient else { continue }
-            // dcols = Wᵀ · dY, folded back onto each image.
-            if let col {
-                BLAS.gemm(transA: true, m: patch, n: width, k: outChannels, a: wp, lda: patch, b: dy, ldb: columnCount,
-                          c: col.data, ldc: columnCount)
-                for (g, i) in images.enumerated() {
-                    let dImage = dx.data + i * imageSize
-                    dImage.update(repeating: 0, count: imageSize)
-                    col2im(col.data + g * plane, channels: inChannels, height: h, width: w, window: window,
-                           into: dImage, leadingDimension: columnCount)
+            for g in 0..<groups {
+                let dyGroup = dy + g * rowsPerGroup * columnCount
+                let weights = weight.value.data + g * rowsPerGroup * patch, dWeights = weight.grad.data + g * rowsPerGroup * patch
+                // dW += dY · colsᵀ (the columns are unfolded again rather than kept from forward)
+                let cols = unfold(input, images: images, group: g, into: col, columnCount: columnCount)
+                BLAS.gemm(transB: true, m: rowsPerGroup, n: patch, k: width, a: dyGroup, lda: columnCount, b: cols,
+                          ldb: columnCount, beta: 1, c: dWeights, ldc: patch)
+                guard computesInputGradient else { continue }
+                // dcols = Wᵀ · dY, folded back onto each image's channels of this group.
+                let channelOffset = g * groupInChannels * h * w
+                if let col {
+                    BLAS.gemm(transA: true, m: patch, n: width, k: rowsPerGroup, a: weights, lda: patch, b: dyGroup,
+                              ldb: columnCount, c: col.data, ldc: columnCount)
+                    for (j, i) in images.enumerated() {
+                        let dImage = dx.data + i * imageSize + channelOffset
+                        dImage.update(repeating: 0, count: groupInChannels * h * w)
+                        col2im(col.data + j * plane, channels: groupInChannels, height: h, width: w, window: window,
+                               into: dImage, leadingDimension: columnCount)
+                    }
+                } else {
+                    BLAS.gemm(transA: true, m: patch, n: plane, k: rowsPerGroup, a: weights, lda: patch, b: dyGroup,
+                              ldb: plane, c: dx.data + first * imageSize + channelOffset, ldc: plane)
                 }
-            } else {
-                BLAS.gemm(transA: true, m: patch, n: plane, k: outChannels, a: wp, lda: patch, b: dy, ldb: plane,
-                          c: dx.data + first * imageSize, ldc: plane)
             }
         }
         return dx

@@ -1,25 +1,37 @@
-/// Dropout in training: each element (or, for `channelwise`, each whole feature map as in
-/// Dropout2d) is zeroed with probability `probability` and the rest scaled by 1/(1−p).
-/// Evaluation, and p = 0, pass the input through.
+/// Dropout in training: each unit is zeroed with probability `probability` and the rest scaled
+/// by 1/(1−p); the unit is an element (Dropout), a whole feature map (Dropout2d) or a whole
+/// example (stochastic depth, torchvision's `StochasticDepth` in "row" mode, on a residual
+/// branch). Evaluation, and p = 0, pass the input through.
 public final class Dropout: Layer {
+    /// What one random draw keeps or drops.
+    public enum Granularity: Sendable, CaseIterable {
+        case element, channel, example
+    }
+
     public var probability: Real
-    public let channelwise: Bool
+    public let granularity: Granularity
     public var generator: SeededGenerator
 
     private var output: Tensor?, gradInput: Tensor?, mask: Tensor?
     /// Whether the last forward applied a mask (training with p > 0).
     private var masked = false
 
-    public init(_ probability: Real, channelwise: Bool = false, seed: UInt64 = 0) {
+    public init(_ probability: Real, granularity: Granularity = .element, seed: UInt64 = 0) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
         self.probability = probability
-        self.channelwise = channelwise
+        self.granularity = granularity
         generator = SeededGenerator(seed: seed)
     }
 
-    public var summary: String { channelwise ? "Dropout2d(p=\(probability))" : "Dropout(p=\(probability))" }
+    public var summary: String {
+        switch granularity {
+        case .element: "Dropout(p=\(probability))"
+        case .channel: "Dropout2d(p=\(probability))"
+        case .example: "StochasticDepth(p=\(probability), row)"
+        }
+    }
     public func outputShape(for input: Shape) throws -> Shape {
-        if channelwise && input.rank != 4 { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
+        if granularity == .channel && input.rank != 4 { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
         return input
     }
     public func flops(for input: Shape) -> Int { 0 }
@@ -30,7 +42,11 @@ public final class Dropout: Layer {
         let y = Tensor.reuse(&output, shape: input.shape)
         let m = Tensor.reuse(&mask, shape: input.shape)
         let keep = 1 - probability, scale = 1 / keep
-        let group = channelwise ? input.shape[2] * input.shape[3] : 1
+        let group = switch granularity {
+        case .element: 1
+        case .channel: input.shape[2] * input.shape[3]
+        case .example: input.count / input.shape[0]
+        }
         var i = 0
         while i < input.count {
             let v: Real = generator.nextUnit() < keep ? scale : 0

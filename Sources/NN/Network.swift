@@ -85,8 +85,11 @@ public final class Network {
 
     public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }
 
-    /// Sets every dropout probability (0 disables dropout).
-    public func setDropout(_ probability: Real) { for d in dropouts { d.probability = probability } }
+    /// Sets the probability of every dropout layer of the given kinds (0 disables them); by
+    /// default those `--dropout` means, element and channel dropout, not stochastic depth.
+    public func setDropout(_ probability: Real, granularities: Set<Dropout.Granularity> = [.element, .channel]) {
+        for d in dropouts where granularities.contains(d.granularity) { d.probability = probability }
+    }
 
     /// Gives every dropout layer its own stream derived from `seed`.
     public func seedDropout(_ seed: UInt64) {

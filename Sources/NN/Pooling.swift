@@ -17,28 +17,29 @@ public final class Pool2d: Layer {
 
     deinit { argmax?.deallocate() }
 
-    public var summary: String { "\(kind.rawValue)(k\(window.kernel) s\(window.stride) p\(window.padding))" }
+    public var summary: String { "\(kind.rawValue)(\(window.description))" }
 
     public func outputShape(for input: Shape) throws -> Shape {
         guard input.rank == 4 else { throw ShapeError(layer: summary, "expects N×C×H×W input, got \(input)") }
-        let h = window.outputSide(input[2]), w = window.outputSide(input[3])
+        let (h, w) = window.outputSize(height: input[2], width: input[3])
         guard h > 0 && w > 0 else {
-            throw ShapeError(layer: summary, "input \(input[2])×\(input[3]) is too small for a \(window.kernel)×\(window.kernel) window")
+            throw ShapeError(layer: summary, "input \(input[2])×\(input[3]) is too small for the window \(window.description)")
         }
         return Shape(input[0], input[1], h, w)
     }
 
     public func flops(for input: Shape) -> Int {
         guard let out = try? outputShape(for: input) else { return 0 }
-        return out.count * window.kernel * window.kernel
+        return out.count * window.taps
     }
 
     // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let planes = input.shape[0] * input.shape[1], h = input.shape[2], w = input.shape[3]
-        let outH = window.outputSide(h), outW = window.outputSide(w)
+        let (outH, outW) = window.outputSize(height: h, width: w)
         let y = Tensor.reuse(&output, shape: Shape(input.shape[0], input.shape[1], outH, outW))
-        let k = window.kernel, s = window.stride, p = window.padding
+        // Pooling windows are square (see init).
+        let k = window.height.kernel, s = window.height.stride, p = window.height.padding
         if kind == .max && argmaxCount < y.count {
             argmax?.deallocate()
             argmax = .allocate(capacity: y.count)
@@ -81,7 +82,8 @@ public final class Pool2d: Layer {
         let outH = gradOutput.shape[2], outW = gradOutput.shape[3]
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         dx.fill(0)
-        let k = window.kernel, s = window.stride, p = window.padding
+        // Pooling windows are square (see init).
+        let k = window.height.kernel, s = window.height.stride, p = window.height.padding
         let divisor = Real(k * k)
         for plane in 0..<planes {
             let g = dx.data + plane * h * w, dy = gradOutput.data + plane * outH * outW

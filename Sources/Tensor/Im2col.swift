@@ -1,58 +1,97 @@
-/// Geometry of a 2-D sliding window (convolution or pooling) over one feature map.
+/// Geometry of a 2-D sliding window (convolution or pooling) over one feature map: kernel,
+/// stride, zero padding (the same on both sides of an axis) and dilation, per axis.
 public struct Window2D: Hashable, Sendable {
-    public var kernel: Int, stride: Int, padding: Int
+    /// The window along one axis.
+    public struct Axis: Hashable, Sendable {
+        public var kernel: Int, stride: Int, padding: Int, dilation: Int
 
-    public init(kernel: Int, stride: Int = 1, padding: Int = 0) {
-        self.kernel = kernel
-        self.stride = stride
-        self.padding = padding
+        public init(kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+            self.dilation = dilation
+        }
+
+        /// The extent the kernel covers: dilation·(kernel − 1) + 1.
+        public var span: Int { dilation * (kernel - 1) + 1 }
+
+        /// PyTorch's output size, floor((side + 2·padding − span) / stride) + 1; ≤ 0 when the
+        /// window does not fit.
+        public func outputSide(_ side: Int) -> Int {
+            let room = side + 2 * padding - span
+            return room < 0 ? 0 : room / stride + 1
+        }
     }
 
-    /// PyTorch's output size, floor((side + 2·padding − kernel) / stride) + 1; ≤ 0 when the
-    /// window does not fit.
-    public func outputSide(_ side: Int) -> Int {
-        let span = side + 2 * padding - kernel
-        return span < 0 ? 0 : span / stride + 1
+    public var height: Axis, width: Axis
+
+    public init(height: Axis, width: Axis) {
+        self.height = height
+        self.width = width
+    }
+
+    /// A square window.
+    public init(kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        let axis = Axis(kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        self.init(height: axis, width: axis)
+    }
+
+    /// Kernel taps per channel: kh·kw.
+    public var taps: Int { height.kernel * width.kernel }
+
+    /// Output (height, width) for an input plane; either is ≤ 0 when the window does not fit.
+    public func outputSize(height h: Int, width w: Int) -> (height: Int, width: Int) {
+        (height.outputSide(h), width.outputSide(w))
+    }
+
+    /// "k3 s2 p1" for square windows, "k1×7 s1×1 p0×3 d1×1" otherwise; dilation only when used.
+    public var description: String {
+        func pair(_ a: Int, _ b: Int) -> String { a == b ? "\(a)" : "\(a)×\(b)" }
+        var text = "k\(pair(height.kernel, width.kernel)) s\(pair(height.stride, width.stride)) p\(pair(height.padding, width.padding))"
+        if height.dilation != 1 || width.dilation != 1 { text += " d\(pair(height.dilation, width.dilation))" }
+        return text
     }
 }
 
 // MARK: - im2col / col2im
 
 /// Unfolds one image into the column matrix of a convolution.
-/// image: (C, H, W); columns: (C·k·k, Ho·Wo), zero where the window covers padding.
+/// image: (C, H, W); columns: (C·kh·kw, Ho·Wo), zero where the window covers padding.
 /// Rows of `columns` lie `leadingDimension` apart (default Ho·Wo), so several images can
 /// be unfolded side by side into one wider matrix.
 public func im2col(
     _ image: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
     window: Window2D, into columns: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
-    let k = window.kernel, s = window.stride, p = window.padding
-    let outH = window.outputSide(height), outW = window.outputSide(width)
+    let (outH, outW) = window.outputSize(height: height, width: width)
+    let v = window.height, u = window.width
     let ld = leadingDimension ?? outH * outW
     var row = columns
     for c in 0..<channels {
         let plane = image + c * height * width
-        for ky in 0..<k {
-            for kx in 0..<k {
+        for ky in 0..<v.kernel {
+            for kx in 0..<u.kernel {
+                // Output columns ox whose tap lands inside the row: first..<last.
+                let shift = kx * u.dilation - u.padding
+                let first = min(outW, max(0, (-shift + u.stride - 1) / u.stride))
+                let last = max(first, min(outW, (width - shift + u.stride - 1) / u.stride))
                 for oy in 0..<outH {
-                    let iy = oy * s - p + ky
+                    let iy = oy * v.stride - v.padding + ky * v.dilation
                     let out = row + oy * outW
                     if iy < 0 || iy >= height {
                         out.update(repeating: 0, count: outW)
                         continue
                     }
                     let line = plane + iy * width
-                    if s == 1 {
+                    if u.stride == 1 {
                         // Contiguous run: zeros left of the image, a copy, zeros right of it.
-                        let first = max(0, p - kx), last = min(outW, width + p - kx)
                         if first > 0 { out.update(repeating: 0, count: first) }
-                        if last > first { out.advanced(by: first).update(from: line + (first - p + kx), count: last - first) }
-                        if last < outW { out.advanced(by: max(last, first)).update(repeating: 0, count: outW - max(last, first)) }
+                        if last > first { (out + first).update(from: line + (first + shift), count: last - first) }
+                        if last < outW { (out + last).update(repeating: 0, count: outW - last) }
                     } else {
-                        for ox in 0..<outW {
-                            let ix = ox * s - p + kx
-                            out[ox] = (ix >= 0 && ix < width) ? line[ix] : 0
-                        }
+                        if first > 0 { out.update(repeating: 0, count: first) }
+                        for ox in first..<last { out[ox] = line[ox * u.stride + shift] }
+                        if last < outW { (out + last).update(repeating: 0, count: outW - last) }
                     }
                 }
                 row += ld
@@ -62,37 +101,33 @@ public func im2col(
 }
 
 /// Folds a column matrix back onto an image, summing overlaps: the adjoint of `im2col`.
-/// columns: (C·k·k, Ho·Wo) with rows `leadingDimension` apart; image: (C, H, W),
+/// columns: (C·kh·kw, Ho·Wo) with rows `leadingDimension` apart; image: (C, H, W),
 /// accumulated into (zero it first for a plain fold).
 public func col2im(
     _ columns: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
     window: Window2D, into image: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
-    let k = window.kernel, s = window.stride, p = window.padding
-    let outH = window.outputSide(height), outW = window.outputSide(width)
+    let (outH, outW) = window.outputSize(height: height, width: width)
+    let v = window.height, u = window.width
     let ld = leadingDimension ?? outH * outW
     var row = columns
     for c in 0..<channels {
         let plane = image + c * height * width
-        for ky in 0..<k {
-            for kx in 0..<k {
+        for ky in 0..<v.kernel {
+            for kx in 0..<u.kernel {
+                // Output columns ox whose tap lands inside the row: first..<last.
+                let shift = kx * u.dilation - u.padding
+                let first = min(outW, max(0, (-shift + u.stride - 1) / u.stride))
+                let last = max(first, min(outW, (width - shift + u.stride - 1) / u.stride))
                 for oy in 0..<outH {
-                    let iy = oy * s - p + ky
+                    let iy = oy * v.stride - v.padding + ky * v.dilation
                     if iy < 0 || iy >= height { continue }
-                    let line = plane + iy * width
+                    let line = plane + iy * width + shift
                     let src = row + oy * outW
-                    if s == 1 {
-                        let first = max(0, p - kx), last = min(outW, width + p - kx)
-                        var ox = first
-                        while ox < last {
-                            line[ox - p + kx] += src[ox]
-                            ox += 1
-                        }
-                    } else {
-                        for ox in 0..<outW {
-                            let ix = ox * s - p + kx
-                            if ix >= 0 && ix < width { line[ix] += src[ox] }
-                        }
+                    var ox = first
+                    while ox < last {
+                        line[ox * u.stride] += src[ox]
+                        ox += 1
                     }
                 }
                 row += ld

@@ -23,6 +23,38 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// The Packt chapter's convolutions: depthwise and grouped, dilated, rectangular, no bias.
+    func testGeneralConvolutions() {
+        let cases: [Conv2d] = [
+            Conv2d(4, 4, kernel: 3, padding: 1, groups: 4, bias: false),
+            Conv2d(4, 6, kernel: 3, stride: 2, padding: 1, groups: 2),
+            Conv2d(3, 4, kernel: 3, padding: 2, dilation: 2),
+            Conv2d(4, 2, window: Window2D(height: .init(kernel: 1), width: .init(kernel: 5, padding: 2)), bias: false),
+            Conv2d(4, 2, window: Window2D(height: .init(kernel: 5, stride: 2, padding: 2), width: .init(kernel: 1))),
+        ]
+        for conv in cases {
+            randomize(conv, seed: 16)
+            assertGradients(conv, Inputs.uniform(Shape(2, conv.inChannels, 7, 6), seed: 17))
+        }
+    }
+
+    func testTransposedConvolutions() {
+        for (k, s, p, op, g) in [(4, 2, 1, 0, 1), (3, 2, 1, 1, 1), (3, 1, 0, 0, 2)] {
+            let conv = ConvTranspose2d(4, 6, kernel: k, stride: s, padding: p, outputPadding: op, groups: g)
+            randomize(conv, seed: 18)
+            assertGradients(conv, Inputs.uniform(Shape(2, 4, 4, 3), seed: 19))
+        }
+    }
+
+    /// Squeeze-and-excitation: x ⊙ hardsigmoid(conv(relu(conv(avgpool(x))))).
+    func testChannelScaleWithItsGate() {
+        let gate = Sequential([Child(nil, GlobalAvgPool()), Child("fc1", Conv2d(4, 2, kernel: 1)), Child(nil, Activation(.relu)),
+                               Child("fc2", Conv2d(2, 4, kernel: 1)), Child(nil, Activation(.hardsigmoid))])
+        let layer = ChannelScale(gate: gate)
+        randomize(layer, seed: 20)
+        assertGradients(layer, Inputs.uniform(Shape(2, 4, 3, 3), seed: 21))
+    }
+
     func testLinear() {
         let linear = Linear(5, 3)
         randomize(linear, seed: 3)
@@ -30,7 +62,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testActivations() {
-        for kind in [Activation.Kind.relu, .sigmoid, .tanh, .gelu] {
+        for kind in Activation.Kind.allCases {
             assertGradients(Activation(kind), Inputs.separated(Shape(2, 3, 4, 2), seed: 5))
         }
     }
@@ -55,8 +87,8 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testDropoutReplayingItsMask() {
-        for channelwise in [false, true] {
-            let dropout = Dropout(0.4, channelwise: channelwise)
+        for granularity in Dropout.Granularity.allCases {
+            let dropout = Dropout(0.4, granularity: granularity)
             assertGradients(dropout, Inputs.uniform(Shape(2, 3, 3, 3), seed: 10),
                             reset: { dropout.generator = SeededGenerator(seed: 11) })
         }

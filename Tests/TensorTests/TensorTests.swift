@@ -30,19 +30,26 @@ final class TensorTests: XCTestCase {
     }
 
     func testWindowOutputSideFollowsPyTorch() {
-        XCTAssertEqual(Window2D(kernel: 11, stride: 4, padding: 1).outputSide(224), 54)
-        XCTAssertEqual(Window2D(kernel: 3, stride: 2, padding: 1).outputSide(48), 24)
-        XCTAssertEqual(Window2D(kernel: 5).outputSide(4), 0)
+        XCTAssertEqual(Window2D(kernel: 11, stride: 4, padding: 1).height.outputSide(224), 54)
+        XCTAssertEqual(Window2D(kernel: 3, stride: 2, padding: 1).height.outputSide(48), 24)
+        XCTAssertEqual(Window2D(kernel: 5).height.outputSide(4), 0)
+        // Dilation 2 makes a 3-tap kernel span 5: (11 + 2·2 − 5) / 1 + 1 = 11.
+        XCTAssertEqual(Window2D(kernel: 3, padding: 2, dilation: 2).height.outputSide(11), 11)
+        let rectangular = Window2D(height: .init(kernel: 7, stride: 2, padding: 3), width: .init(kernel: 1))
+        XCTAssertTrue(rectangular.outputSize(height: 10, width: 9) == (5, 9))
     }
 
     /// col2im is the adjoint of im2col: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for any x and c.
     func testCol2imIsTheAdjointOfIm2col() {
         var rng = SeededGenerator(seed: 1)
         for window in [Window2D(kernel: 3, stride: 1, padding: 1), Window2D(kernel: 3, stride: 2, padding: 0),
-                       Window2D(kernel: 5, stride: 2, padding: 2), Window2D(kernel: 2, stride: 1, padding: 0)] {
+                       Window2D(kernel: 5, stride: 2, padding: 2), Window2D(kernel: 2, stride: 1, padding: 0),
+                       Window2D(kernel: 3, stride: 1, padding: 2, dilation: 2), Window2D(kernel: 3, stride: 2, padding: 1, dilation: 3),
+                       Window2D(height: .init(kernel: 1, padding: 0), width: .init(kernel: 7, padding: 3)),
+                       Window2D(height: .init(kernel: 7, stride: 2, padding: 3), width: .init(kernel: 1, stride: 1))] {
             let c = 2, h = 7, w = 6
-            let outH = window.outputSide(h), outW = window.outputSide(w)
-            let rows = c * window.kernel * window.kernel, cols = outH * outW
+            let (outH, outW) = window.outputSize(height: h, width: w)
+            let rows = c * window.taps, cols = outH * outW
             let x = (0..<(c * h * w)).map { _ in rng.uniform(-1, 1) }
             let y = (0..<(rows * cols)).map { _ in rng.uniform(-1, 1) }
             var unfolded = [Real](repeating: 0, count: rows * cols)
