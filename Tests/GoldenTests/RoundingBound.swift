@@ -47,11 +47,11 @@ enum RoundingBound {
         case let conv as Conv2d:
             // Each output is a dot product over in-channels × kernel, plus the bias and the
             // weight's own rounding to this precision.
-            return (conv.inChannels * conv.window.kernel * conv.window.kernel + 2, output)
+            return (conv.inChannels / conv.groups * conv.window.taps + 2, output)
         case let linear as Linear:
             return (linear.inFeatures + 2, output)
         case let pool as Pool2d:
-            return (pool.kind == .average ? pool.window.kernel * pool.window.kernel : 0, output)
+            return (pool.kind == .average ? pool.window.taps : 0, output)
         case is GlobalAvgPool:
             return (input[2] * input[3], output)
         case is BatchNorm:
