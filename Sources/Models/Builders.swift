@@ -2,8 +2,8 @@ import NN
 
 // Small constructors that keep the model files close to `reference/models.py`.
 
-func conv(_ cin: Int, _ cout: Int, _ k: Int, stride: Int = 1, padding: Int = 0) -> Conv2d {
-    Conv2d(cin, cout, kernel: k, stride: stride, padding: padding)
+func conv(_ cin: Int, _ cout: Int, _ k: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1, bias: Bool = true) -> Conv2d {
+    Conv2d(cin, cout, kernel: k, stride: stride, padding: padding, groups: groups, bias: bias)
 }
 func relu() -> Activation { Activation(.relu) }
 func sigmoid() -> Activation { Activation(.sigmoid) }

@@ -17,6 +17,8 @@ public enum ModelZoo {
     public static let all: [ModelSpec] = [
         LeNet.spec, LeNet.batchNormSpec, AlexNet.spec, VGG.spec, NiN.spec, GoogLeNet.spec,
         ResNet.spec18, ResNet.spec34, DenseNet.spec,
+        // The Packt chapter's networks.
+        CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation,
     ]
 
     public static let names = all.map(\.name)

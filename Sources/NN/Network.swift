@@ -145,7 +145,8 @@ public final class Network {
             return try seq.children.reduce(input) { shape, child in
                 try describe(child.layer, path: join(path, child.name), input: shape, into: &list)
             }
-        case is Concat, is Residual:
+        case is any Container:
+            // Branches (concatenation, residual, gate) all read the container's input.
             for child in layer.children { _ = try describe(child.layer, path: join(path, child.name), input: input, into: &list) }
             return try withPath(path.isEmpty ? nil : path) { try layer.outputShape(for: input) }
         default:

@@ -37,14 +37,14 @@ struct ModelsCommand: ParsableCommand {
             try describeModel(name)
             return
         }
-        print(pad("model", 10) + pad("parameters", 14, right: true) + pad("side", 6, right: true)
+        print(pad("model", 18) + pad("parameters", 14, right: true) + pad("side", 6, right: true)
               + pad("GFLOPs/image", 14, right: true) + "  recipe")
         for spec in ModelZoo.all {
             let network = try ModelZoo.make(spec.name, inputChannels: channels, classes: classes)
             let s = side ?? spec.side
             _ = try describeOrFail(network, side: s)
             let recipe = spec.recipe
-            print(pad(spec.name, 10) + pad(grouped(network.parameterCount), 14, right: true) + pad("\(s)", 6, right: true)
+            print(pad(spec.name, 18) + pad(grouped(network.parameterCount), 14, right: true) + pad("\(s)", 6, right: true)
                   + pad(String(format: "%.3f", Double(network.flopsPerImage(side: s)) / 1e9), 14, right: true)
                   + "  sgd lr \(recipe.learningRate) batch \(recipe.batchSize), \(recipe.epochs) epochs")
         }

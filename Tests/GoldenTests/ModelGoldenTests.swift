@@ -31,10 +31,22 @@ final class ModelGoldenTests: XCTestCase {
     func testResNet34() throws { try checkModel("resnet34") }
     func testDenseNet() throws { try checkModel("densenet") }
 
-    func testGoldenFileHoldsExactlyTheSeedModels() throws {
-        let file = try Golden.open("models.h5")
-        XCTAssertEqual(Set(try file.root.memberNames()), Set(ModelZoo.names))
+    // The Packt chapter's networks (packt-models.h5).
+    func testCifarCNN() throws { try checkModel("cifar-cnn", file: "packt-models.h5") }
+    func testPreActResNet18() throws { try checkModel("preact-resnet18", file: "packt-models.h5") }
+    func testSEResNet18() throws { try checkModel("se-resnet18", file: "packt-models.h5") }
+
+    func testEveryGoldenModelIsRegistered() throws {
+        let seed = try Golden.open("models.h5").root.memberNames(), packt = try Golden.open("packt-models.h5").root.memberNames()
+        XCTAssertEqual(seed.count, 9)
+        XCTAssertEqual(packt.count, 10)
+        let missing = Set(seed + packt).subtracting(ModelZoo.names)
+        XCTAssertTrue(missing.isEmpty || missing.isSubset(of: Self.notYetBuilt), "golden models without a ModelSpec: \(missing.sorted())")
     }
+
+    /// The torchvision networks of the Packt chapter still to be built (issue "The Packt chapter's networks").
+    private static let notYetBuilt: Set<String> = ["xception", "resnet50", "inception-v3", "mobilenet-v3-small", "mobilenet-v3-large",
+                                                   "efficientnet-b0", "efficientnet-v2-s"]
 
     /// The golden README's formula: parameter k, element i: phase = sin(0.1·i + 0.7·k + 0.3).
     static func fillGoldenParameters(_ network: Network, names: [String]) throws {
@@ -53,9 +65,10 @@ final class ModelGoldenTests: XCTestCase {
         }
     }
 
-    private func checkModel(_ name: String) throws {
-        let g = try Golden.open("models.h5").root.group(name)
-        let network = try ModelZoo.make(name)
+    private func checkModel(_ name: String, file: String = "models.h5") throws {
+        let g = try Golden.open(file).root.group(name)
+        let channels = g.hasAttribute("channels") ? Int(try g.intAttribute("channels")) : 1
+        let network = try ModelZoo.make(name, inputChannels: channels)
         network.setDropout(0, granularities: Set(Dropout.Granularity.allCases))
 
         // Names and layouts equal the reference state_dict.

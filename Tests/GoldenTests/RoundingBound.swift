@@ -41,8 +41,8 @@ enum RoundingBound {
             return (steps, output)
         case is Concat:
             return (try layer.children.map { try roundingSteps($0.layer, input).steps }.max() ?? 0, output)
-        case is Residual:
-            // The longest branch, then the sum of the two.
+        case is Residual, is ChannelScale:
+            // The longest branch, then the sum (or product) of the two.
             return (try layer.children.map { try roundingSteps($0.layer, input).steps }.max()! + 1, output)
         case let conv as Conv2d:
             // Each output is a dot product over in-channels × kernel, plus the bias and the

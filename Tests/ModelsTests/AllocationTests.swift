@@ -52,7 +52,8 @@ final class AllocationTests: XCTestCase {
         let threads = BLAS.threads
         BLAS.threads = 1
         defer { BLAS.threads = threads }
-        for (name, side) in [("lenet-bn", 28), ("resnet18", 32), ("googlenet", 32), ("densenet", 32), ("nin", 96)] {
+        for (name, side) in [("lenet-bn", 28), ("resnet18", 32), ("googlenet", 32), ("densenet", 32), ("nin", 96),
+                             ("se-resnet18", 32), ("cifar-cnn", 32)] {
             XCTAssertEqual(try allocationsInSecondStep(name, side: side, batch: 2), 0, name)
         }
     }

@@ -6,7 +6,8 @@ import XCTest
 final class GradientReadinessTests: XCTestCase {
     func testEveryParameterIsReportedOnceWithItsFinalGradient() throws {
         // Concat (GoogLeNet, DenseNet), Residual with and without a shortcut (ResNet), plain chains.
-        for (name, side) in [("lenet-bn", 28), ("googlenet", 32), ("resnet18", 32), ("densenet", 32), ("nin", 96)] {
+        for (name, side) in [("lenet-bn", 28), ("googlenet", 32), ("resnet18", 32), ("densenet", 32), ("nin", 96),
+                             ("se-resnet18", 32), ("preact-resnet18", 32), ("cifar-cnn", 32)] {
             let network = try ModelZoo.make(name)
             network.initialize(.xavier, seed: 3)
             let batch = 2
