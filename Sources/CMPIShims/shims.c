@@ -12,4 +12,5 @@ void *cnn_mpi_in_place(void) { return MPI_IN_PLACE; }
 MPI_Request cnn_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 MPI_Status *cnn_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 int cnn_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+int cnn_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 int cnn_mpi_success(void) { return MPI_SUCCESS; }

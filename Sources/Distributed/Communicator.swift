@@ -23,6 +23,8 @@ public protocol Communicator: AnyObject, BatchStatisticsReducer {
     func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int)
     /// Lets started sums progress while the caller computes.
     func progress()
+    /// Waits until the first `count` sums started since the last `waitAll` are complete.
+    func waitForSums(_ count: Int)
     /// Waits until every started sum is complete.
     func waitAll()
     func barrier()
@@ -55,6 +57,7 @@ public final class SingleProcess: Communicator {
     public func broadcast(_ values: UnsafeMutableRawBufferPointer, root: Int) {}
     public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {}
     public func progress() {}
+    public func waitForSums(_ count: Int) {}
     public func waitAll() {}
     public func barrier() {}
     public func abort(code: Int32) -> Never { exit(code) }

@@ -19,6 +19,8 @@ public final class GradientSynchronizer {
     /// Per bucket, the parameters not yet final in this step's backward.
     private var pending: [Int]
     private var started: [Bool]
+    /// Seconds the last `finishStep` waited for the first bucket started, then for the rest.
+    public private(set) var lastWait = (firstBucket: 0.0, lastBucket: 0.0)
 
     public init(network: Network, communicator: any Communicator, bucketBytes: Int) {
         self.network = network
@@ -82,7 +84,11 @@ public final class GradientSynchronizer {
     public func finishStep() {
         guard communicator.size > 1 else { return }
         for b in buckets.indices where !started[b] { start(b) }
+        let t0 = now()
+        communicator.waitForSums(1)
+        let t1 = now()
         communicator.waitAll()
+        lastWait = (t1 - t0, now() - t1)
     }
 }
 
@@ -125,3 +131,6 @@ extension Communicator {
         }
     }
 }
+
+/// Seconds on a monotonic clock.
+public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

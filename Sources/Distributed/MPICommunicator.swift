@@ -3,30 +3,42 @@ import CMPIShims
 import Foundation
 import NN
 
-/// The processes of an `mpirun` job, over MPI_COMM_WORLD. Only the main thread calls MPI
-/// (MPI_THREAD_FUNNELED).
+/// The processes of an `mpirun` job, over MPI_COMM_WORLD. Gradient sums started during
+/// backward run on a thread of their own (`GradientSumThread`) where MPI provides
+/// MPI_THREAD_MULTIPLE; otherwise the main thread starts them and advances them at each
+/// `progress()`.
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     public let localSize: Int
     private let comm = cnn_mpi_comm_world()
+    /// Where `startSum` hands its buckets; nil without MPI_THREAD_MULTIPLE or for one rank.
+    private var sumThread: GradientSumThread?
+    /// The thread's count of buckets handed over when this step's first sum started.
+    private var stepStart: Int?
 
     /// Whether this process was started by OpenMPI's launcher.
     public static var isLaunchedByMPI: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
 
     public init() {
         var provided: Int32 = 0
-        MPI_Init_thread(nil, nil, cnn_mpi_thread_funneled(), &provided)
+        MPI_Init_thread(nil, nil, cnn_mpi_thread_multiple(), &provided)
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(comm, &r)
         MPI_Comm_size(comm, &s)
         rank = Int(r)
         size = Int(s)
         localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+        if size > 1 && provided >= cnn_mpi_thread_multiple() {
+            sumThread = GradientSumThread(duplicating: comm, realType: realType)
+        }
     }
 
     /// Ends MPI; call once, after the last collective.
-    public func finalize() { MPI_Finalize() }
+    public func finalize() {
+        sumThread?.stop()
+        MPI_Finalize()
+    }
 
     private var realType: MPI_Datatype { MemoryLayout<Real>.size == 8 ? cnn_mpi_double() : cnn_mpi_float() }
 
@@ -56,6 +68,10 @@ public final class MPICommunicator: Communicator {
 
     public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {
         guard size > 1, !values.isEmpty else { return }
+        if let sumThread {
+            if stepStart == nil { stepStart = sumThread.handedOver }
+            return sumThread.submit(values)
+        }
         while requests.count <= slot { requests.append(cnn_mpi_request_null()) }
         MPI_Iallreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), realType, cnn_mpi_sum(), comm, &requests[slot])
         active = max(active, slot + 1)
@@ -67,7 +83,22 @@ public final class MPICommunicator: Communicator {
         MPI_Testall(Int32(active), &requests, &done, nil)
     }
 
+    public func waitForSums(_ count: Int) {
+        if let sumThread {
+            if let stepStart { sumThread.wait(untilSummed: stepStart + count) }
+            return
+        }
+        let first = min(count, active)
+        guard first > 0 else { return }
+        MPI_Waitall(Int32(first), &requests, nil)
+    }
+
     public func waitAll() {
+        if let sumThread {
+            sumThread.waitAll()
+            stepStart = nil
+            return
+        }
         guard active > 0 else { return }
         MPI_Waitall(Int32(active), &requests, nil)
         active = 0

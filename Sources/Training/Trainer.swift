@@ -318,6 +318,3 @@ public final class Trainer {
         return tally
     }
 }
-
-/// Seconds on a monotonic clock.
-public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -78,7 +78,7 @@ struct BenchCommand: ParsableCommand {
         let gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: max(1, Int(bucketMb * 1_048_576)))
         gradients.attach()
 
-        var compute = 0.0, waiting = 0.0, update = 0.0
+        var compute = 0.0, waiting = 0.0, update = 0.0, waitingFirst = 0.0, waitingLast = 0.0
         for step in 0..<(warmup + steps) {
             communicator.barrier()
             let t0 = now()
@@ -96,6 +96,8 @@ struct BenchCommand: ParsableCommand {
                 compute += t1 - t0
                 waiting += t2 - t1
                 update += t3 - t2
+                waitingFirst += gradients.lastWait.firstBucket
+                waitingLast += gradients.lastWait.lastBucket
             }
         }
         // The same bytes in one blocking all-reduce after backward: what overlap saves against.
@@ -109,11 +111,15 @@ struct BenchCommand: ParsableCommand {
                 blocking += now() - t
             }
         }
-        // Rank 0 reports the slowest rank's times (a step lasts as long as its slowest rank).
-        let perRank = [compute, waiting, update, blocking].map { $0 / Double(steps) }
-        var slowest = perRank.map { Int64(($0 * 1e9).rounded()) }.map { -$0 }
-        slowest.withUnsafeMutableBufferPointer { communicator.minimum($0) }
-        let (c, w, u, b) = (Double(-slowest[0]) / 1e9, Double(-slowest[1]) / 1e9, Double(-slowest[2]) / 1e9, Double(-slowest[3]) / 1e9)
+        // Rank 0 reports the slowest rank's times (a step lasts as long as its slowest rank), and
+        // the fastest rank's compute: their difference is the skew the others wait for.
+        let perRank = [compute, waiting, update, blocking, waitingFirst, waitingLast].map { $0 / Double(steps) }
+        var extremes = perRank.map { -Int64(($0 * 1e9).rounded()) } + [Int64((perRank[0] * 1e9).rounded())]
+        extremes.withUnsafeMutableBufferPointer { communicator.minimum($0) }
+        let slowest = extremes.dropLast().map { Double(-$0) / 1e9 }
+        let (c, w, u, b) = (slowest[0], slowest[1], slowest[2], slowest[3])
+        let (first, last) = (slowest[4], slowest[5])
+        let skew = c - Double(extremes.last!) / 1e9
         guard job.isRoot else { return }
         let perStep = c + w + u
         let imagesPerSecond = Double(batch) / perStep
@@ -125,7 +131,8 @@ struct BenchCommand: ParsableCommand {
                   + "\"threads\":\(BLAS.threads),\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
                   + "\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),\"compute_sec\":\(c),\"comm_wait_sec\":\(w),"
                   + "\"update_sec\":\(u),\"comm_share\":\(w / perStep),\"bytes_per_step\":\(bytes),"
-                  + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap)}")
+                  + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap),\"wait_first_bucket_sec\":\(first),"
+                  + "\"wait_last_bucket_sec\":\(last),\"compute_skew_sec\":\(skew)}")
         } else {
             print("\(model) side \(side) global batch \(batch) on \(communicator.size) rank(s): \(steps) steps after \(warmup) warm-up, "
                   + "OpenBLAS \(BLAS.coreName) with \(BLAS.threads) thread(s) per rank")
@@ -134,6 +141,8 @@ struct BenchCommand: ParsableCommand {
             if communicator.size > 1 {
                 print(String(format: "  %@ bytes all-reduced per step; a blocking all-reduce of them takes %.3f s, overlap hid %.0f%% of it",
                              grouped(bytes), b, 100 * overlap))
+                print(String(format: "  after backward: %.3f s waiting for the first bucket, %.3f s for the rest; "
+                             + "ranks' compute differs by up to %.3f s (skew)", first, last, skew))
             }
         }
     }

@@ -17,6 +17,7 @@ void *cnn_mpi_in_place(void);
 MPI_Request cnn_mpi_request_null(void);
 MPI_Status *cnn_mpi_status_ignore(void);
 int cnn_mpi_thread_funneled(void);
+int cnn_mpi_thread_multiple(void);
 int cnn_mpi_success(void);
 
 #endif

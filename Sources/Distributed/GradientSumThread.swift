@@ -1,0 +1,132 @@
+import CMPI
+import CMPIShims
+import Foundation
+import NN
+
+/// A thread of its own that sums gradient buckets across ranks while backward goes on.
+///
+/// OpenMPI advances a non-blocking collective only while some thread is inside an MPI call;
+/// from the main thread that happened only where backward stopped to call `progress()`, so
+/// sums stalled in between. Here the thread starts each bucket's all-reduce as soon as it
+/// is handed over and polls it to completion, sleeping between polls (10 µs, doubling up to
+/// 0.5 ms while the sum is still running) so that it does not take a core from the computation. It owns a duplicate of the world
+/// communicator: the main thread keeps calling MPI (synchronized batch norm, metrics) on
+/// the world one, and each communicator's collectives still come in the same order on
+/// every rank. Needs MPI_THREAD_MULTIPLE.
+final class GradientSumThread: @unchecked Sendable {
+    private struct Bucket {
+        var values: UnsafeMutablePointer<Real>?
+        var count: Int32 = 0
+    }
+
+    private let comm: MPI_Comm?
+    private let realType: MPI_Datatype
+    /// Buckets handed over and not yet summed, a ring; grown (outside a warm step) when a
+    /// step hands over more buckets than it holds.
+    private var queue: [Bucket] = Array(repeating: Bucket(), count: 64)
+    /// Counters since the start: buckets handed over, buckets summed.
+    private var submitted = 0, completed = 0
+    private var stopping = false
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let workAvailable = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let bucketDone = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let finished = DispatchSemaphore(value: 0)
+    /// The first and the longest pause between two polls of a sum in flight, in nanoseconds.
+    private static let firstPause = 10_000, longestPause = 500_000
+
+    init(duplicating world: MPI_Comm?, realType: MPI_Datatype) {
+        var duplicate: MPI_Comm? = nil
+        MPI_Comm_dup(world, &duplicate)
+        comm = duplicate
+        self.realType = realType
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(workAvailable, nil)
+        pthread_cond_init(bucketDone, nil)
+        let thread = Thread { [self] in run() }
+        thread.name = "gradient sums"
+        thread.start()
+    }
+
+    /// Hands a bucket over; returns at once.
+    func submit(_ values: UnsafeMutableBufferPointer<Real>) {
+        pthread_mutex_lock(mutex)
+        if submitted - completed == queue.count { grow() }
+        queue[submitted % queue.count] = Bucket(values: values.baseAddress, count: Int32(values.count))
+        submitted += 1
+        pthread_cond_signal(workAvailable)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Buckets handed over since the start.
+    var handedOver: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return submitted
+    }
+
+    /// Waits until the first `count` buckets handed over since the start are summed.
+    func wait(untilSummed count: Int) {
+        pthread_mutex_lock(mutex)
+        while completed < min(count, submitted) { pthread_cond_wait(bucketDone, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Waits until every bucket handed over so far is summed.
+    func waitAll() { wait(untilSummed: .max) }
+
+    /// Ends the thread once its work is done and frees its communicator; call before MPI_Finalize.
+    func stop() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(workAvailable)
+        pthread_mutex_unlock(mutex)
+        finished.wait()
+        var c: MPI_Comm? = comm
+        MPI_Comm_free(&c)
+    }
+
+    private func grow() {
+        // Called with the mutex held; keeps the pending buckets in order.
+        let pending = (completed..<submitted).map { queue[$0 % queue.count] }
+        queue = Array(repeating: Bucket(), count: 2 * queue.count)
+        for (i, bucket) in pending.enumerated() { queue[(completed + i) % queue.count] = bucket }
+    }
+
+    private func run() {
+        var request: MPI_Request? = cnn_mpi_request_null()
+        while true {
+            pthread_mutex_lock(mutex)
+            while completed == submitted && !stopping { pthread_cond_wait(workAvailable, mutex) }
+            if completed == submitted {
+                pthread_mutex_unlock(mutex)
+                break
+            }
+            let bucket = queue[completed % queue.count]
+            pthread_mutex_unlock(mutex)
+
+            MPI_Iallreduce(cnn_mpi_in_place(), bucket.values, bucket.count, realType, cnn_mpi_sum(), comm, &request)
+            var done: Int32 = 0, pause = timespec(tv_sec: 0, tv_nsec: Self.firstPause)
+            while true {
+                MPI_Test(&request, &done, cnn_mpi_status_ignore())
+                if done != 0 { break }
+                nanosleep(&pause, nil)
+                pause.tv_nsec = min(2 * pause.tv_nsec, Self.longestPause)
+            }
+
+            pthread_mutex_lock(mutex)
+            completed += 1
+            pthread_cond_broadcast(bucketDone)
+            pthread_mutex_unlock(mutex)
+        }
+        finished.signal()
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(workAvailable)
+        pthread_cond_destroy(bucketDone)
+        mutex.deallocate()
+        workAvailable.deallocate()
+        bucketDone.deallocate()
+    }
+}
