@@ -302,6 +302,11 @@ public final class Trainer {
         let t1 = now()
         gradients.finishStep()
         let t2 = now()
+        // Test hook: one rank's summed gradient turns NaN (CNN_TRAIN_FAULT=nan-gradient-on-rank:r:step),
+        // which only that rank can see; every rank must stop with it.
+        if let fault = Fault.current, fault.kind == "nan-gradient-on-rank", fault.values == [communicator.rank, step + 1] {
+            network.gradientStorage.base[0] = .nan
+        }
         // The summed gradient is the same on every rank, and so is its norm; one float64 pass
         // gives both the norm for clipping and whether every gradient is finite.
         let gradientNorm = network.gradientStorage.euclideanNorm()
