@@ -162,8 +162,9 @@ public final class Trainer {
 
     public var totalSteps: Int { Trainer.totalSteps(config: config, batchesPerEpoch: sampler.batchesPerEpoch) }
 
-    /// A loss or gradient norm that is NaN or infinite on some rank: every rank stops before
-    /// the update, so the weights in memory are still those of the step before.
+    /// A loss or gradient norm that is NaN or infinite on some rank (every rank stops before
+    /// that step's update), or weights or statistics found so before a checkpoint (which is
+    /// then not written).
     public struct DivergedError: Error, CustomStringConvertible {
         /// What was found not finite.
         public enum Quantity: String, Sendable {
@@ -202,7 +203,8 @@ public final class Trainer {
     /// The records of the epochs completed so far.
     public private(set) var history: [EpochRecord] = []
     /// Called on every rank when a checkpoint is due: at each epoch's end (where the weights
-    /// have a test accuracy), every `checkpointEvery` steps if set, and at the end of the run.
+    /// have a test accuracy), every `checkpointEvery` steps if set, and at the end of the run;
+    /// never with non-finite weights or statistics (the run throws `DivergedError` instead).
     public var onCheckpoint: ((Trainer) throws -> Void)?
     public var checkpointEvery: Int?
 
