@@ -34,6 +34,16 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
 
     public static let pointer = "latest"
 
+    /// The name of the checkpoint written after `step` optimizer steps.
+    public static func fileName(step: Int) -> String { String(format: "ckpt-step-%09d.h5", step) }
+
+    /// The step a checkpoint's file name records (`fileName(step:)` read back), if it has one.
+    public static func step(ofFile path: String) -> Int? {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        guard name.hasPrefix("ckpt-step-"), name.hasSuffix(".h5") else { return nil }
+        return Int(name.dropFirst("ckpt-step-".count).dropLast(".h5".count))
+    }
+
     /// The newest complete checkpoint in `directory`, or nil if there is none.
     public static func latest(in directory: String) -> String? {
         guard let name = try? String(contentsOfFile: "\(directory)/\(pointer)", encoding: .utf8)
@@ -59,7 +69,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
         guard communicator.isRoot else { return }
         try finish()
         writes += 1
-        let name = String(format: "ckpt-step-%09d.h5", trainer.step)
+        let name = Self.fileName(step: trainer.step)
         let file = try HDF5File(inMemoryNamed: name)
         try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
         let bytes = try file.image()

@@ -34,6 +34,9 @@ public struct TrainingConfig: Sendable {
     public var syncBatchNorm = false
     /// Size of the gradient buckets whose all-reduce overlaps backward.
     public var bucketBytes = 4 << 20
+    /// Clip the summed gradient to this global norm before each update (PyTorch's
+    /// `clip_grad_norm_`); nil leaves it as it is.
+    public var maxGradientNorm: Double?
 
     public init() {}
 }
@@ -103,8 +106,10 @@ public final class Trainer {
     private let trainPipeline: BatchPipeline
     private let testPipeline: BatchPipeline
     private let gradients: GradientSynchronizer
-    /// Σloss, correct, examples of one step, summed across ranks.
-    private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
+    /// Σloss, correct, examples of one step, and the rank's gradient norm if it is not
+    /// finite (else 0), summed across ranks: one reduction agrees on the metrics and on
+    /// whether every rank may take the step.
+    private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 4)
 
     public init(network: Network, config: TrainingConfig, splits: Splits, preprocessing: Preprocessing,
                 communicator: any Communicator = SingleProcess()) {
@@ -157,10 +162,31 @@ public final class Trainer {
 
     public var totalSteps: Int { Trainer.totalSteps(config: config, batchesPerEpoch: sampler.batchesPerEpoch) }
 
-    /// A non-finite loss: training cannot go on from it.
+    /// A loss or gradient norm that is NaN or infinite on some rank (every rank stops before
+    /// that step's update), or weights or statistics found so before a checkpoint (which is
+    /// then not written).
     public struct DivergedError: Error, CustomStringConvertible {
-        public let step: Int, loss: Double
-        public var description: String { "loss became \(loss) at step \(step); lower the learning rate (--lr)" }
+        /// What was found not finite.
+        public enum Quantity: String, Sendable {
+            case loss
+            case gradientNorm = "gradient norm"
+            /// Found before a checkpoint: an update overflowed though its gradient was finite.
+            case state = "weights or batch-norm statistics"
+        }
+        /// The step that diverged, counted from 1 as the progress line counts; its epoch and
+        /// its batch in that epoch, also from 1.
+        public let step: Int, epoch: Int, batch: Int
+        public let quantity: Quantity
+        /// The mean loss over the global batch, the gradient norm, or the norm of the state:
+        /// NaN or ±∞.
+        public let value: Double
+
+        /// What was found, and where.
+        public var finding: String {
+            "non-finite \(quantity.rawValue) (\(value.isNaN ? "nan" : "\(value)")) \(quantity == .state ? "after" : "at") step \(step) (epoch \(epoch), batch \(batch))"
+        }
+        public static let advice = "lower the learning rate (--lr) or clip the gradients (--max-grad-norm)"
+        public var description: String { "\(finding); \(Self.advice)" }
     }
 
     // MARK: - Position, for checkpoints
@@ -177,7 +203,8 @@ public final class Trainer {
     /// The records of the epochs completed so far.
     public private(set) var history: [EpochRecord] = []
     /// Called on every rank when a checkpoint is due: at each epoch's end (where the weights
-    /// have a test accuracy), every `checkpointEvery` steps if set, and at the end of the run.
+    /// have a test accuracy), every `checkpointEvery` steps if set, and at the end of the run;
+    /// never with non-finite weights or statistics (the run throws `DivergedError` instead).
     public var onCheckpoint: ((Trainer) throws -> Void)?
     public var checkpointEvery: Int?
 
@@ -196,6 +223,7 @@ public final class Trainer {
         var lastCheckpoint = -1
         func checkpoint() throws {
             guard let onCheckpoint, lastCheckpoint != step else { return }
+            try requireFiniteState()
             try onCheckpoint(self)
             lastCheckpoint = step
         }
@@ -209,7 +237,7 @@ public final class Trainer {
             var examplesHere = 0
             while step < total, let b = trainPipeline.next() {
                 let globalBatch = sampler.range(ofBatch: position.batch).count
-                try trainStep(b, globalBatch: globalBatch, tally: &position.tally, timing: &timing)
+                try trainStep(b, globalBatch: globalBatch, timing: &timing)
                 examplesHere += globalBatch
                 position.batch += 1
                 let elapsed = now() - started
@@ -254,13 +282,16 @@ public final class Trainer {
                                 testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: segment.rate,
                                 seconds: segment.seconds, computeSeconds: segment.compute, communicationSeconds: segment.communication)
         }
+        try requireFiniteState()  // also when there is no checkpoint: the caller may save the weights
         try checkpoint()
         for o in observers { o.runFinished(final) }
         return final
     }
 
-    /// One optimizer step on this rank's share of a global batch of `globalBatch` examples.
-    private func trainStep(_ batch: BatchPipeline.Batch, globalBatch: Int, tally: inout Tally,
+    /// One optimizer step on this rank's share of a global batch of `globalBatch` examples,
+    /// counted in `position`; throws `DivergedError`, before the update, when the loss or the
+    /// summed gradient is not finite on any rank.
+    private func trainStep(_ batch: BatchPipeline.Batch, globalBatch: Int,
                            timing: inout (compute: Double, communication: Double)) throws {
         let t0 = now()
         optimizer.learningRate = schedule.rate(at: step)
@@ -272,19 +303,52 @@ public final class Trainer {
         network.backward(batch.images, result.gradient)
         let t1 = now()
         gradients.finishStep()
+        let t2 = now()
+        // Test hook: one rank's summed gradient turns NaN (CNN_TRAIN_FAULT=nan-gradient-on-rank:r:step),
+        // which only that rank can see; every rank must stop with it.
+        if let fault = Fault.current, fault.kind == "nan-gradient-on-rank", fault.values == [communicator.rank, step + 1] {
+            network.gradientStorage.base[0] = .nan
+        }
+        // The summed gradient is the same on every rank, and so is its norm; one float64 pass
+        // gives both the norm for clipping and whether every gradient is finite.
+        let gradientNorm = network.gradientStorage.euclideanNorm()
         stepSums[0] = result.lossSum
         stepSums[1] = Double(result.correct)
         stepSums[2] = Double(batch.labels.count)
+        stepSums[3] = gradientNorm.isFinite ? 0 : gradientNorm
+        let t3 = now()
         communicator.sum(doubles: stepSums)
-        let t2 = now()
-        timing.compute += t1 - t0
-        timing.communication += t2 - t1
-        guard stepSums[0].isFinite else { throw DivergedError(step: step + 1, loss: stepSums[0] / stepSums[2]) }
+        let t4 = now()
+        timing.compute += (t1 - t0) + (t3 - t2)
+        timing.communication += (t2 - t1) + (t4 - t3)
+        // A sum with a NaN or ±∞ term is not finite: a rank that diverged stops them all.
+        guard stepSums[0].isFinite && stepSums[3] == 0 else {
+            let lossDiverged = !stepSums[0].isFinite
+            throw DivergedError(step: step + 1, epoch: position.epoch + 1, batch: position.batch + 1,
+                                quantity: lossDiverged ? .loss : .gradientNorm,
+                                value: lossDiverged ? stepSums[0] / stepSums[2] : stepSums[3])
+        }
+        if let maxNorm = config.maxGradientNorm { GradientClipping.clip(network.gradientStorage, norm: gradientNorm, to: maxNorm) }
         optimizer.step()
         step += 1
-        tally.lossSum += stepSums[0]
-        tally.correct += Int(stepSums[1])
-        tally.examples += Int(stepSums[2])
+        position.tally.lossSum += stepSums[0]
+        position.tally.correct += Int(stepSums[1])
+        position.tally.examples += Int(stepSums[2])
+    }
+
+    /// Throws `DivergedError` when a weight, or a batch-norm statistic on any rank, is not
+    /// finite: an update can overflow though its gradient was finite (a huge learning rate),
+    /// and the next step's loss would reveal it only after a checkpoint of it. Collective;
+    /// one pass over the weights, run before each checkpoint and at the end.
+    private func requireFiniteState() throws {
+        var norms = [network.parameterStorage.euclideanNorm()]
+        for (_, bn) in network.batchNorms { norms += [bn.runningMean.storage.euclideanNorm(), bn.runningVar.storage.euclideanNorm()] }
+        var notFinite = [norms.first { !$0.isFinite } ?? 0]
+        notFinite.withUnsafeMutableBufferPointer { communicator.sum(doubles: $0) }
+        guard notFinite[0] != 0 else { return }
+        // The last step taken: the one before `position`.
+        let (epoch, batch) = position.batch > 0 ? (position.epoch + 1, position.batch) : (position.epoch, sampler.batchesPerEpoch)
+        throw DivergedError(step: step, epoch: epoch, batch: batch, quantity: .state, value: notFinite[0])
     }
 
     /// Without synchronized batch norm each rank's running statistics drift apart; their mean

@@ -77,7 +77,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Weight initialization: xavier or pytorch (PyTorch's default).")
     var initialization = "xavier"
 
-    @Option(name: .long, help: ArgumentHelp("Start from the weights in this HDF5 file (group /model, one dataset per state_dict key).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp(
+        "Start from the weights in this HDF5 file (group /model, one dataset per state_dict key).",
+        discussion: "With --resume auto (a fine-tuning job that may be requeued): continue from the latest checkpoint in --checkpoint-dir when there is one, else start from this file. Not with --resume PATH, whose checkpoint already holds the weights.",
+        valueName: "file"))
     var initFrom: String?
 
     @Option(name: .long, help: ArgumentHelp("Write the final weights to this HDF5 file (the --init-from layout).", valueName: "file"))
@@ -96,10 +99,16 @@ struct TrainCommand: ParsableCommand {
     var keep = 3
 
     @Option(name: .long, help: ArgumentHelp(
-        "Resume: 'auto' takes the latest checkpoint in --checkpoint-dir (a fresh start if there is none), or give a file or a directory.",
-        discussion: "Weights, optimizer, schedule, the position in the epoch and the dropout generators are restored; --epochs and --max-steps count from the original start; the global batch must stay, the number of ranks may change.",
+        "Resume: 'auto' takes the latest checkpoint in --checkpoint-dir (a fresh start if there is none, from --init-from if given), or give a file or a directory.",
+        discussion: "Weights, optimizer, schedule, the position in the epoch and the dropout generators are restored; --epochs and --max-steps count from the original start; the global batch must stay, the number of ranks may change; other options (--lr, --max-grad-norm, ...) are taken from this command line. A run stopped by a non-finite loss or gradient leaves 'latest' on its last good checkpoint, so --resume auto (with a lower --lr or a --max-grad-norm) continues from there.",
         valueName: "auto|path"))
     var resume: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Clip the gradient to this global norm before each update (PyTorch's clip_grad_norm_: scaled by N/(norm+1e-6) when that is below 1).",
+        discussion: "The norm is of the gradient summed across ranks, over all parameters together. Whether or not it is set, a NaN or infinite loss or gradient stops the run at that step, before its update, with no checkpoint of it.",
+        valueName: "N"))
+    var maxGradNorm: Double?
 
     @Flag(name: .long, help: "Batch-norm statistics over the global batch across ranks (default: each rank's own).")
     var syncBn = false
@@ -117,6 +126,7 @@ struct TrainCommand: ParsableCommand {
             if let value, value < 1 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive, got \(lr)") }
+        if let lr, !Real(lr).isFinite { throw ValidationError("--lr \(lr) is beyond the largest \(Real.self), \(Real.greatestFiniteMagnitude)") }
         guard TrainingConfig.OptimizerKind(rawValue: optimizer) != nil else {
             throw ValidationError("--optimizer must be sgd, adam or adamw, got '\(optimizer)'")
         }
@@ -131,12 +141,17 @@ struct TrainCommand: ParsableCommand {
         if momentum < 0 || weightDecay < 0 || warmupEpochs < 0 { throw ValidationError("--momentum, --weight-decay and --warmup-epochs cannot be negative") }
         if nesterov && momentum == 0 { throw ValidationError("--nesterov needs --momentum above 0") }
         if let initFrom, !FileManager.default.fileExists(atPath: initFrom) { throw ValidationError("--init-from \(initFrom): no such file") }
+        if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
+            throw ValidationError("--max-grad-norm must be a positive number, got \(maxGradNorm)")
+        }
         if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive, got \(checkpointEvery)") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if checkpointEvery != nil && checkpointDir == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir") }
         if resume == "auto" && checkpointDir == nil { throw ValidationError("--resume auto needs --checkpoint-dir") }
-        if resume != nil && initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
+        if let resume, resume != "auto", initFrom != nil {
+            throw ValidationError("--resume \(resume) and --init-from exclude each other (the checkpoint holds the weights); --init-from goes with --resume auto")
+        }
     }
 
     /// The checkpoint to resume from, if any: nil for a fresh start.
@@ -161,7 +176,7 @@ struct TrainCommand: ParsableCommand {
             "schedule": c.schedule.rawValue, "warmup_epochs": c.warmupEpochs, "decay_epochs": c.decayEpochs, "gamma": Double(c.gamma),
             "label_smoothing": Double(c.labelSmoothing), "dropout": c.dropout.map { Double($0) } ?? NSNull(), "augment": augment,
             "seed": c.seed, "shuffle": c.shuffle, "initialization": c.initialization.rawValue, "sync_bn": c.syncBatchNorm,
-            "side": data.side ?? NSNull(), "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
+            "max_grad_norm": c.maxGradientNorm ?? NSNull(), "side": data.side ?? NSNull(), "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
         ]
         let json = try? JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
         return json.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -189,7 +204,19 @@ struct TrainCommand: ParsableCommand {
         c.initialization = Initialization(rawValue: initialization)!
         c.syncBatchNorm = syncBn
         c.bucketBytes = max(1, Int(bucketMb * 1_048_576))
+        c.maxGradientNorm = maxGradNorm
         return c
+    }
+
+    /// The message of a run stopped by a non-finite value: what, where, and the checkpoint
+    /// that `--resume auto` would continue from (written completely before it is named).
+    private func divergence(_ diverged: Trainer.DivergedError, checkpointer: Checkpointer?) throws -> Job.Failure {
+        guard let checkpointer else { return Job.Failure(description: "\(diverged)") }
+        try checkpointer.finish()
+        let latest = Checkpointer.latest(in: checkpointer.directory).map { path in
+            "latest is \(path)" + (Checkpointer.step(ofFile: path).map { " (step \($0))" } ?? "")
+        } ?? "\(checkpointer.directory) has no checkpoint yet"
+        return Job.Failure(description: "\(diverged.finding); no checkpoint written; \(latest); \(Trainer.DivergedError.advice)")
     }
 
     func run() throws {
@@ -220,7 +247,8 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("\(model) cannot take side \(preprocessing.side): \(error)")
             }
             network.initialize(config.initialization, seed: config.seed)
-            if communicator.isRoot, let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+            // A checkpoint to resume from holds the weights (fine-tuned, when --init-from started the run).
+            if communicator.isRoot, checkpoint == nil, let initFrom { try ModelWeights.load(into: network, from: initFrom) }
             return (network, splits, preprocessing)
         }
         try job.collectively {
@@ -241,7 +269,7 @@ struct TrainCommand: ParsableCommand {
                       + "batch \(trainer.position.batch) of the epoch (written on \(checkpoint.contents.worldSize) rank(s))")
             }
         } else if resume == "auto", job.isRoot {
-            print("no checkpoint in \(checkpointDir!): starting afresh")
+            print("no checkpoint in \(checkpointDir!): starting \(initFrom.map { "from \($0)" } ?? "afresh")")
         }
         var checkpointer: Checkpointer?
         if let checkpointDir {
@@ -261,7 +289,11 @@ struct TrainCommand: ParsableCommand {
                 trainer.observers.append(try MetricsLog(path: metrics, title: "\(model) on \(data.dataset)", history: trainer.history))
             }
         }
-        try trainer.run()
+        do {
+            try trainer.run()
+        } catch let diverged as Trainer.DivergedError {
+            throw try divergence(diverged, checkpointer: checkpointer)
+        }
         try checkpointer?.finish()
         if job.isRoot, let save {
             try ModelWeights.save(network, to: save)

@@ -42,7 +42,8 @@ final class CLITests: XCTestCase {
         let help = try run(["train", "--help"]).out
         for option in ["--dataset", "--data-dir", "--epochs", "--max-steps", "--batch-size", "--lr", "--momentum", "--weight-decay",
                        "--optimizer", "--schedule", "--warmup-epochs", "--side", "--augment", "--dropout", "--seed", "--no-shuffle",
-                       "--limit-train", "--limit-test", "--threads", "--init-from", "--metrics", "--save"] {
+                       "--limit-train", "--limit-test", "--threads", "--init-from", "--metrics", "--save", "--resume", "--checkpoint-dir",
+                       "--checkpoint-every", "--keep", "--max-grad-norm", "--sync-bn", "--bucket-mb"] {
             XCTAssertTrue(help.contains(option), "train --help lacks \(option)")
         }
         for command in ["train", "eval", "models", "bench", "version"] {
@@ -70,11 +71,34 @@ final class CLITests: XCTestCase {
         let badLR = try run(["lenet", "--lr=0"])
         XCTAssertNotEqual(badLR.status, 0)
         XCTAssertTrue(badLR.err.contains("--lr must be positive"), badLR.err)
+        for clip in ["0", "-1", "inf", "nan"] {
+            let badClip = try run(["lenet", "--max-grad-norm=\(clip)"])
+            XCTAssertNotEqual(badClip.status, 0, clip)
+            XCTAssertTrue(badClip.err.contains("--max-grad-norm must be a positive number"), badClip.err)
+        }
+        let hugeLR = try run(["lenet", "--lr", "1e400"])
+        XCTAssertNotEqual(hugeLR.status, 0)
+        XCTAssertTrue(hugeLR.err.contains("is beyond the largest"), hugeLR.err)
         // A data problem is one line naming the file.
         let missing = try run(["lenet", "--data-dir", scratch.path, "--max-steps", "1"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.err.contains("train-images-idx3-ubyte: no such file"), missing.err)
         XCTAssertEqual(missing.err.split(separator: "\n").count, 1, missing.err)
+    }
+
+    /// Without clipping the largest learning rate overflows the weights within a few steps and
+    /// the run stops, naming the step; clipped to a norm of 1e8 / that rate, each step moves
+    /// the weights by at most 1e8 and the run ends finite.
+    func testClippingKeepsARunWithAHugeLearningRateFinite() throws {
+        let args = ["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "256,64", "--max-steps", "8", "--batch-size", "32",
+                    "--lr", "\(Real.greatestFiniteMagnitude)"]
+        let diverged = try run(args)
+        XCTAssertNotEqual(diverged.status, 0)
+        XCTAssertTrue(diverged.err.hasPrefix("Error: non-finite "), diverged.err)
+        XCTAssertEqual(diverged.err.split(separator: "\n").count, 1, diverged.err)
+        let clipped = try run(args + ["--max-grad-norm", "\(1e8 / Double(Real.greatestFiniteMagnitude))", "--save", scratch.appendingPathComponent("w.h5").path])
+        XCTAssertEqual(clipped.status, 0, clipped.err)
+        XCTAssertTrue(clipped.out.contains("done after 8 steps"), clipped.out)
     }
 
     func testTrainWritesMetricsCurvesAndWeightsThatEvalReads() throws {

@@ -150,4 +150,101 @@ final class CheckpointTests: MPITestCase {
         XCTAssertEqual(try atTen.doubleAttribute("test_acc"), firstEpoch["test_acc"] as! Double)
         XCTAssertTrue(try HDF5File(reading: dir + "/ckpt-step-000000005.h5").root.doubleAttribute("test_acc").isNaN)
     }
+
+    // MARK: - A run that diverges
+
+    private func latest(_ dir: String) throws -> String { try String(contentsOfFile: dir + "/latest", encoding: .utf8) }
+
+    /// The steps of the checkpoints in `dir`.
+    private func checkpointSteps(_ dir: String) throws -> [Int] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".h5") }
+            .map { Int($0.dropFirst("ckpt-step-".count).dropLast(".h5".count))! }.sorted()
+    }
+
+    /// A NaN that only rank 1 sees in its summed gradient at step 7 stops both ranks at that
+    /// step, before its update, with one message from rank 0; `latest` stays on step 6, and
+    /// resuming from it gives the straight run bit for bit: nothing of the broken step is kept.
+    func testANonFiniteGradientOnOneRankStopsEveryRankAndLeavesTheLastGoodCheckpoint() throws {
+        let straight = try run(ranks: 2, common + ["--checkpoint-dir", directory("straight")])
+        XCTAssertEqual(straight.status, 0, straight.err)
+        let dir = directory("stopped")
+        let stopped = try run(ranks: 2, common + ["--checkpoint-dir", dir], environment: ["CNN_TRAIN_FAULT": "nan-gradient-on-rank:1:7"])
+        XCTAssertNotEqual(stopped.status, 0)
+        XCTAssertEqual(stopped.err.split(separator: "\n").filter { $0.hasPrefix("Error") },
+                       ["Error: non-finite gradient norm (nan) at step 7 (epoch 1, batch 7); no checkpoint written; "
+                        + "latest is \(dir)/ckpt-step-000000006.h5 (step 6); lower the learning rate (--lr) or clip the gradients (--max-grad-norm)"],
+                       stopped.err)
+        XCTAssertEqual(try latest(dir), "ckpt-step-000000006.h5\n")
+        XCTAssertEqual(try checkpointSteps(dir), [3, 6])
+        let resumed = try run(ranks: 2, common + ["--checkpoint-dir", dir, "--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5",
+                               within: try binaryIsFloat64() ? 1e-6 : 0)
+    }
+
+    /// Resumed at step 6 with the largest learning rate there is, the run overflows within a
+    /// step or two: it stops with a message naming the step, writes no checkpoint of it, and a
+    /// resume with the original rate gives the straight run bit for bit.
+    func testADivergingRunWritesNoCheckpointOfItsBrokenState() throws {
+        let straight = try run(ranks: 2, common + ["--checkpoint-dir", directory("straight")])
+        XCTAssertEqual(straight.status, 0, straight.err)
+        let dir = directory("diverging")
+        let first = try run(ranks: 2, common.map { $0 == "10" ? "6" : $0 } + ["--checkpoint-dir", dir])
+        XCTAssertEqual(first.status, 0, first.err)
+        let largest = try binaryIsFloat64() ? "1.7e308" : "3.4e38"
+        let diverged = try run(ranks: 2, common + ["--checkpoint-dir", dir, "--resume", "auto", "--lr", largest])
+        XCTAssertNotEqual(diverged.status, 0)
+        let message = try XCTUnwrap(diverged.err.split(separator: "\n").first { $0.hasPrefix("Error") }, diverged.err)
+        XCTAssertTrue(message.hasPrefix("Error: non-finite "), String(message))
+        let step = try XCTUnwrap(message.firstMatch(of: /(at|after) step (\d+) \(epoch 1, batch \d+\)/).flatMap { Int($0.2) }, String(message))
+        XCTAssertTrue((7...10).contains(step), String(message))
+        XCTAssertTrue(message.contains("no checkpoint written; latest is \(dir)/ckpt-step-000000006.h5 (step 6)"), String(message))
+        XCTAssertEqual(try latest(dir), "ckpt-step-000000006.h5\n")
+        XCTAssertEqual(try checkpointSteps(dir), [3, 6])
+        let resumed = try run(ranks: 2, common + ["--checkpoint-dir", dir, "--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.out.contains("resuming from \(dir)/ckpt-step-000000006.h5"), resumed.out)
+        try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5",
+                               within: try binaryIsFloat64() ? 1e-6 : 0)
+    }
+
+    // MARK: - Fine-tuning under --resume auto
+
+    /// What launch/slurm.sbatch adds to every job's arguments (with a small --checkpoint-every).
+    private func slurmArguments(_ dir: String) -> [String] { ["--checkpoint-dir", dir, "--checkpoint-every", "3", "--resume", "auto"] }
+
+    /// A fine-tuning job under the Slurm script's arguments starts from --init-from when its
+    /// directory is empty and, requeued with the same command line, continues from its
+    /// checkpoint (not from the file again): the same weights as one uninterrupted job.
+    func testAFineTuningJobStartsFromItsWeightsAndIsRequeuedFromItsCheckpoint() throws {
+        let pretrained = directory("pretrained.h5")
+        let base = ["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "300,40", "--batch-size", "32", "--dropout", "0", "--momentum", "0.9"]
+        XCTAssertEqual(try run(ranks: 0, base + ["--max-steps", "4", "--seed", "7", "--save", pretrained]).status, 0)
+        let fineTune = base + ["--init-from", pretrained, "--lr", "0.1"]
+        let whole = directory("whole.h5"), wholeJob = directory("whole-job")
+        let uninterrupted = try run(ranks: 2, fineTune + ["--max-steps", "8", "--save", whole] + slurmArguments(wholeJob))
+        XCTAssertEqual(uninterrupted.status, 0, uninterrupted.err)
+        XCTAssertTrue(uninterrupted.out.contains("no checkpoint in \(wholeJob): starting from \(pretrained)"), uninterrupted.out)
+
+        let dir = directory("job")
+        let first = try run(ranks: 2, fineTune + ["--max-steps", "8"] + slurmArguments(dir),
+                            environment: ["CNN_TRAIN_FAULT": "kill-rank-after-step:1:5"])
+        XCTAssertNotEqual(first.status, 0, "rank 1 was killed after step 5")
+        XCTAssertEqual(try latest(dir), "ckpt-step-000000003.h5\n")
+        let requeued = directory("requeued.h5")
+        let second = try run(ranks: 2, fineTune + ["--max-steps", "8", "--save", requeued] + slurmArguments(dir))
+        XCTAssertEqual(second.status, 0, second.err)
+        XCTAssertTrue(second.out.contains("resuming from \(dir)/ckpt-step-000000003.h5"), second.out)
+        // Bit for bit, as any resume (a float64 build resumes from the float32 the checkpoint holds).
+        let (worst, key) = try difference(whole, requeued)
+        XCTAssertLessThanOrEqual(worst, try binaryIsFloat64() ? 1e-6 : 0, "the requeued fine-tune differs from the uninterrupted one at \(key)")
+        // Negative control: the same job without --init-from ends elsewhere.
+        let fresh = directory("fresh.h5")
+        XCTAssertEqual(try run(ranks: 2, base + ["--lr", "0.1", "--max-steps", "8", "--save", fresh] + slurmArguments(directory("fresh-job"))).status, 0)
+        XCTAssertGreaterThan(try difference(whole, fresh).0, 1e-2, "--init-from decided where the job started")
+
+        let refused = try run(ranks: 0, fineTune + ["--resume", dir])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("--resume \(dir) and --init-from exclude each other"), refused.err)
+    }
 }

@@ -31,6 +31,19 @@ final class DataParallelTests: MPITestCase {
         try equivalence(model: "lenet-bn", extra: [], batch: 50, rankCounts: [2, 3])
     }
 
+    /// Clipping is of the gradient summed across ranks (clipping each rank's share before the
+    /// sum would give another step): clipped to 0.2, below the gradient's norm (about 2 here),
+    /// two ranks still equal one process, and the clipping changed the result.
+    func testClippingOnTwoRanksEqualsOneProcess() throws {
+        try equivalence(model: "lenet-bn", extra: ["--max-grad-norm", "0.2"], batch: 50, rankCounts: [2])
+        let clipped = scratch.appendingPathComponent("single.h5").path, free = scratch.appendingPathComponent("free.h5").path
+        let unclipped = try run(ranks: 0, ["lenet-bn", "--sync-bn", "--save", free, "--dataset", "synthetic", "--synthetic-count", "300,40",
+                                           "--no-shuffle", "--dropout", "0", "--max-steps", "5", "--batch-size", "50", "--lr", "0.05",
+                                           "--momentum", "0.9", "--limit-test", "10"])
+        XCTAssertEqual(unclipped.status, 0, unclipped.err)
+        XCTAssertGreaterThan(try difference(clipped, free).0, 1e-2, "clipping to 0.2 changed the steps")
+    }
+
     /// In float32, five steps of ResNet-18 from Xavier weights are chaotic at the 1e-5 level:
     /// one process with 1 and with 2 BLAS threads already differs by up to 60% (batch-norm
     /// biases, stage-3 weights; measured with `--threads 1` against `--threads 2`), so only

@@ -96,6 +96,33 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("lower the learning rate"), "\(error)")
         }
     }
+
+    /// With a learning rate of a quarter of the largest float, LeNet-BN's second update
+    /// overflows the weights although its gradient was finite, and a checkpoint is due right
+    /// after it: the run stops there, and every checkpoint it was asked for saw finite weights
+    /// and statistics. (Without the check before checkpoints, the one of step 2 is asked for
+    /// with infinite weights and this test fails.)
+    func testNoCheckpointIsAskedForWithNonFiniteWeights() throws {
+        var config = TrainingConfig()
+        config.learningRate = Real.greatestFiniteMagnitude / 4
+        config.batchSize = 64
+        config.maxSteps = 20
+        let t = try trainer("lenet-bn", config)
+        t.checkpointEvery = 1
+        var checkpoints: [Int] = []
+        t.onCheckpoint = { t in
+            checkpoints.append(t.step)
+            XCTAssertTrue(t.network.parameterStorage.euclideanNorm().isFinite, "weights at step \(t.step)")
+            for (key, bn) in t.network.batchNorms {
+                XCTAssertTrue(bn.runningMean.storage.euclideanNorm().isFinite && bn.runningVar.storage.euclideanNorm().isFinite, "\(key) at step \(t.step)")
+            }
+        }
+        XCTAssertThrowsError(try t.run()) { error in
+            guard let diverged = error as? Trainer.DivergedError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(diverged)".hasPrefix("non-finite "), "\(diverged)")
+            XCTAssertEqual(checkpoints, Array(1..<diverged.step), "one checkpoint per step before the one that diverged")
+        }
+    }
 }
 
 final class SamplerAndScheduleTests: XCTestCase {
@@ -206,5 +233,86 @@ final class FashionMNISTEndToEndTests: XCTestCase {
         let final = try Trainer(network: network, config: config, splits: splits, preprocessing: Preprocessing(side: 28)).run()
         XCTAssertEqual(final.step, 300)
         XCTAssertGreaterThan(final.testAccuracy, 0.75, "LeNet-BN passes 0.75 within 300 steps (it reaches ~0.8 in one epoch)")
+    }
+}
+
+final class GradientClippingTests: XCTestCase {
+    private func storage(_ values: [Real]) -> Storage {
+        let s = Storage(count: values.count)
+        for (i, v) in values.enumerated() { s.base[i] = v }
+        return s
+    }
+
+    private func values(_ s: Storage) -> [Real] { Array(UnsafeBufferPointer(start: s.base, count: s.count)) }
+
+    /// Two parameters' gradients, [3, 4] and [0, 12], in one flat buffer: global norm 13
+    /// (exact: 169 is summed exactly, with any remainder of 4 elements).
+    private let twoParameters: [Real] = [3, 4, 0, 12, 0]
+
+    func testNormIsOfTheWholeBufferAndIsNotFiniteWhenAValueIsNot() {
+        XCTAssertEqual(storage(twoParameters).euclideanNorm(), 13)
+        XCTAssertEqual(storage([]).euclideanNorm(), 0)
+        XCTAssertTrue(storage([1, .nan, 2, 3, 4]).euclideanNorm().isNaN)
+        XCTAssertEqual(storage([1, 2, -.infinity, 3, 4, 5]).euclideanNorm(), .infinity)
+        XCTAssertEqual(storage([1, 2, 3, 4, 5, .infinity]).euclideanNorm(), .infinity, "in the remainder after the groups of 4")
+        // Float32 squares cannot overflow float64; float64 values beyond 1e154 can, and are still finite.
+        let big = Real.greatestFiniteMagnitude / 4
+        XCTAssertEqual(storage([big, big, big, big]).euclideanNorm(), 2 * Double(big), accuracy: Double(big) * 1e-15)
+    }
+
+    /// PyTorch's values, from `torch.nn.utils.clip_grad_norm_([a, b], max_norm)` with a.grad =
+    /// [3, 4], b.grad = [0, 12] (torch 2.13, /work/venv): max 2 gives the first row, max 13
+    /// (the norm itself) scales by 13 / (13 + 1e-6), max 13.5 leaves the gradients alone.
+    /// PyTorch rounds the factor to float32 and we to `Real`, each product rounding once more:
+    /// two float32 roundings apart at most, 2·2⁻²⁴ relative.
+    func testClippingScalesAsPyTorchDoes() {
+        let pytorch: [(maxNorm: Double, expected: [Double])] = [
+            (2, [0.4615384340286255, 0.615384578704834, 0, 1.846153736114502, 0]),
+            (13, [2.999999761581421, 3.999999761581421, 0, 11.999999046325684, 0]),
+            (13.5, [3, 4, 0, 12, 0]),
+        ]
+        for (maxNorm, expected) in pytorch {
+            let g = storage(twoParameters)
+            let factor = GradientClipping.clip(g, norm: g.euclideanNorm(), to: maxNorm)
+            XCTAssertEqual(factor, min(1, maxNorm / (13 + 1e-6)), "max \(maxNorm)")
+            for (ours, theirs) in zip(values(g), expected) {
+                XCTAssertEqual(Double(ours), theirs, accuracy: abs(theirs) * 2 * 0x1p-24, "max \(maxNorm)")
+            }
+        }
+    }
+
+    /// One SGD step (lr 1, no momentum) clipped to half the gradient's norm moves the weights
+    /// by half as far in the same direction as the unclipped step.
+    ///
+    /// Tolerance: each weight difference carries the rounding of one update, at most half an
+    /// ulp of the weight (2⁻²⁴·|p| in float32), so each measured step is off by at most
+    /// 2⁻²⁴·(‖p‖ + ‖Δ‖); the clipped one, and the unclipped one scaled by f ≈ ½ (and its
+    /// measured norm, which sets f), add up to 3 such terms.
+    func testTheTrainerClipsTheSummedGradientBeforeTheUpdate() throws {
+        let splits = Synthetic.splits(train: 64, test: 16, classes: 10, channels: 1, side: 28, seed: 3)
+        var config = TrainingConfig()
+        config.batchSize = 64
+        config.maxSteps = 1
+        config.learningRate = 1
+        func step(maxNorm: Double?) throws -> (before: [Double], after: [Double]) {
+            config.maxGradientNorm = maxNorm
+            let network = try ModelZoo.make("lenet-bn")
+            network.initialize(.xavier, seed: 5)
+            let before = parameters(network).map { Double($0) }
+            try Trainer(network: network, config: config, splits: splits, preprocessing: Preprocessing(side: 28)).run()
+            return (before, parameters(network).map { Double($0) })
+        }
+        func norm(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let free = try step(maxNorm: nil)
+        let freeStep = zip(free.before, free.after).map { $1 - $0 }
+        let gradientNorm = norm(freeStep)
+        let clipped = try step(maxNorm: gradientNorm / 2)
+        XCTAssertEqual(clipped.before, free.before)
+        let clippedStep = zip(clipped.before, clipped.after).map { $1 - $0 }
+        let factor = (gradientNorm / 2) / (gradientNorm + GradientClipping.epsilon)
+        let error = norm(zip(clippedStep, freeStep).map { $0 - factor * $1 })
+        let tolerance = 3 * Double(Real.ulpOfOne) / 2 * (norm(free.before) + gradientNorm)
+        XCTAssertLessThanOrEqual(error, tolerance, "step of norm \(norm(clippedStep)) against \(factor) × \(gradientNorm)")
+        XCTAssertEqual(norm(clippedStep), gradientNorm / 2, accuracy: tolerance)
     }
 }
