@@ -41,7 +41,7 @@ public final class BatchNormalization {
         self.epsilon = epsilon
         self.fusedReLU = fusedReLU
         let forwardArguments: [Argument] = [.source, .scale, .shift, .mean, .variance, .destination, .workspace]
-        let backwardArguments: [Argument] = [.source, .diffDestination, .scale, .mean, .variance, .workspace,
+        let backwardArguments: [Argument] = [.source, .diffDestination, .scale, .shift, .mean, .variance, .workspace,
                                              .diffSource, .diffScale, .diffShift]
         batchStatistics = try Primitive(
             descriptor: OneDNN.batchNormalizationForward(data: data, epsilon: epsilon, globalStatistics: false,
@@ -129,6 +129,9 @@ public final class BatchNormalization {
         try primitive.bind(.source, source)
         try primitive.bind(.diffDestination, diffDestination)
         try primitive.bind(.scale, scale)
+        // oneDNN 2.6 fails with invalid_arguments unless backward is also given the shift,
+        // which the gradient does not depend on; any C floats will do.
+        try primitive.bind(.shift, scale)
         try primitive.bind(.mean, mean)
         try primitive.bind(.variance, variance)
         try primitive.bind(.diffSource, diffSource)

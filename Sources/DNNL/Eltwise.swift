@@ -18,7 +18,8 @@ public enum EltwiseFunction: Sendable, Hashable, CustomStringConvertible {
     case geluTanh
     /// x · sigmoid(β x).
     case swish(beta: Float)
-    /// x · min(max(x + 3, 0), 6) / 6.
+    /// x · min(max(x + 3, 0), 6) / 6. At exactly x = −3 oneDNN 2.6's derivative is 0 where
+    /// PyTorch's is −1/2 (elsewhere they agree).
     case hardswish
     /// scale · x + shift.
     case linear(scale: Float, shift: Float)

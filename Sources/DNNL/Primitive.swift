@@ -80,6 +80,11 @@ final class Primitive {
     /// Runs the primitive on the buffers bound last (and the shared scratchpad).
     func execute() throws {
         if let scratchpadSlot { try OneDNN.bind(memories[scratchpadSlot], to: context.scratchpad) }
-        try OneDNN.execute(handle, stream: context.stream, arguments: executionArguments, count: memories.count)
+        do {
+            try OneDNN.execute(handle, stream: context.stream, arguments: executionArguments, count: memories.count)
+        } catch let error as DNNLError {
+            let bound = arguments.map { "\($0.index): \(memoryDescriptor($0))" }.joined(separator: ", ")
+            throw DNNLError("\(error.message) in \(implementation) with arguments [\(bound)]")
+        }
     }
 }
