@@ -9,7 +9,7 @@ import XCTest
 /// result is within (M + 10)·2⁻²⁴ of the magnitude T of the terms that produced it
 /// (T for y: |γ|(|x| + mean|x|)/σ + |γ x̂| + |β|; for dx: |γ|/σ·(|dy| + mean|dy| +
 /// (1+|x̂|)·mean(|dy|(1+|x̂|))); for Σdy·x̂: Σ|dy|(1+|x̂|)). bf16 outputs add 2⁻⁸·|value|.
-final class BatchNormalizationTests: XCTestCase {
+final class BatchNormalizationTests: DNNLTestCase {
     struct Reference {
         var mean: [Double], variance: [Double], y: [Expected], dx: [Expected], dScale: [Expected], dShift: [Expected]
     }

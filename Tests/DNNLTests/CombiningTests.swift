@@ -3,7 +3,7 @@ import XCTest
 
 /// Binary add, weighted sum, concatenation and inner product against Double arithmetic.
 /// Tolerances: `accumulated` (Support.swift): (terms + 1)·2⁻²⁴·Σ|terms|, plus 2⁻⁸·|value| for bf16.
-final class CombiningTests: XCTestCase {
+final class CombiningTests: DNNLTestCase {
     func testResidualAddAndWeightedSum() throws {
         for dataType in [DataType.f32, .bf16] {
             let layout = try MemoryDescriptor.activations(2, 16, 3, 3, dataType, .nChw16c)

@@ -68,7 +68,7 @@ struct ReferenceConvolution {
 /// O/G·kh·kw for the input gradient, N·OH·OW for weight gradients), accumulated in f32:
 /// |error| ≤ (K+1)·2⁻²⁴·Σ|terms|. bf16 inputs are rounded to bf16 before the reference sees
 /// them (their products are exact in f32), and a bf16 output adds one rounding, 2⁻⁸·|y|.
-final class ConvolutionTests: XCTestCase {
+final class ConvolutionTests: DNNLTestCase {
     static let geometries: [ConvolutionGeometry] = [
         // A 3×3 "same" convolution with bias.
         ConvolutionGeometry(batch: 2, inputChannels: 5, height: 7, width: 7, outputChannels: 6, kernel: 3, padding: 1),

@@ -8,7 +8,7 @@ import XCTest
 /// 4·2⁻²⁴·(|f| + |x|). tanh, sigmoid, GELU and swish go through oneDNN's polynomial exp,
 /// tanh and erf, documented as accurate to a few ulp; we allow 64·2⁻²⁴·(|f| + |x| + 1)
 /// (the +1 covers the absolute error of values near 0). bf16 outputs add 2⁻⁸·|value|.
-final class EltwiseTests: XCTestCase {
+final class EltwiseTests: DNNLTestCase {
     /// f(x) and f′(x) in Double.
     static func reference(_ function: EltwiseFunction, _ x: Double) -> (value: Double, derivative: Double) {
         let sigmoid = { (v: Double) in 1 / (1 + exp(-v)) }

@@ -4,7 +4,7 @@ import XCTest
 /// What oneDNN chooses for ResNet-18's convolutions: the backward passes must use the
 /// forward's activation layouts (so one buffer layout serves activations and their
 /// gradients). Prints the implementations and layouts (recorded in the module's report).
-final class LayoutChoiceTests: XCTestCase {
+final class LayoutChoiceTests: DNNLTestCase {
     func testResNet18ConvolutionsShareActivationLayoutsAcrossPasses() throws {
         let shapes = [
             ConvolutionGeometry(batch: 64, inputChannels: 3, height: 96, width: 96, outputChannels: 64, kernel: 7, stride: 2, padding: 3, hasBias: false),

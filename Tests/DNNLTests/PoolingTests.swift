@@ -8,7 +8,7 @@ import XCTest
 /// (K + 2)·2⁻²⁴·Σ|terms|, and bf16 outputs add 2⁻⁸·|value|; a gradient element gathers at
 /// most K window contributions: (K + 1)·u·Σ|terms| with u = 2⁻²⁴, or 2⁻⁸ for bf16, which
 /// oneDNN accumulates in bf16.
-final class PoolingTests: XCTestCase {
+final class PoolingTests: DNNLTestCase {
     private func check(_ g: PoolingGeometry, dims: [Int], _ dataType: DataType, _ format: FormatTag) throws {
         let what = "\(g) \(dataType) \(format) \(dims)"
         let (n, c, h, w) = (dims[0], dims[1], dims[2], dims[3])

@@ -43,18 +43,34 @@ func representable(_ values: [Float], _ dataType: DataType) -> [Float] {
     dataType == .bf16 ? values.map(roundedToBF16) : values
 }
 
-/// Bytes owned by a test, in the layout of `descriptor`.
+/// Bytes owned by a test, in the layout of `descriptor`, filled with NaN-like 0xFF bytes.
+///
+/// Every buffer lives until its test ends (`DNNLTestCase.tearDown`): an optimized build
+/// may otherwise free a buffer right after its `pointer` was read, while oneDNN uses it.
 final class Buffer {
     let descriptor: MemoryDescriptor
     let pointer: UnsafeMutableRawPointer
+    nonisolated(unsafe) private static var live: [Buffer] = []
 
     init(_ descriptor: MemoryDescriptor) {
         self.descriptor = descriptor
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(descriptor.byteCount, 1), alignment: 64)
         pointer.initializeMemory(as: UInt8.self, repeating: 0xFF, count: max(descriptor.byteCount, 1))
+        Buffer.live.append(self)
     }
 
     deinit { pointer.deallocate() }
+
+    /// Frees the buffers of the test that ended.
+    static func releaseAll() { live.removeAll() }
+}
+
+/// The base of this module's tests: frees the test's buffers when it ends.
+class DNNLTestCase: XCTestCase {
+    override func tearDown() {
+        Buffer.releaseAll()
+        super.tearDown()
+    }
 }
 
 /// PyTorch's plain layout for a tensor of `dims` (x, nc, nchw, or goihw for grouped weights).
