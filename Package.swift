@@ -26,6 +26,8 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN (2.x C API) with its GNU OpenMP runtime; Debian ships no pkg-config file for it.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // What Swift cannot import from those headers: constants that are macros.
         .target(name: "CMPIShims", dependencies: ["CMPI"]),
         .target(name: "CHDF5Shims", dependencies: ["CHDF5"]),
@@ -36,6 +38,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
         .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
+        // oneDNN primitives over raw buffers: the convolution engine's foundation, below Tensor's users.
+        .target(name: "DNNL", dependencies: ["CDNNL"]),
         .target(name: "Datasets", dependencies: ["Tensor", "HDF5", "CZlib"]),
         .target(name: "Checkpoint", dependencies: ["NN", "HDF5"]),
         .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"]),
@@ -49,6 +53,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "DNNLTests", dependencies: ["DNNL", "AllocationCounter"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         // Runs the built executable (declared as a dependency so that it is built first).

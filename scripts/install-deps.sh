@@ -3,7 +3,7 @@
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev dataset-fashion-mnist)
+packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
