@@ -34,7 +34,7 @@ let package = Package(
 
         // MARK: - Swift modules
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: realSettings),
-        .target(name: "NN", dependencies: ["Tensor"]),
+        .target(name: "NN", dependencies: ["Tensor", "DNNL"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
         .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"]),
         .target(name: "Training", dependencies: ["Models", "Optim", "Datasets", "Checkpoint", "Distributed"]),
         .executableTarget(name: "cnn-train", dependencies: [
-            "Training", "CMPI", "CZlib",
+            "Training", "DNNL", "CMPI", "CZlib",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -6,7 +6,7 @@ public struct DNNLError: Error, CustomStringConvertible, Equatable {
     /// One line naming the call, its arguments and the reason.
     public let message: String
 
-    init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = message }
 
     public var description: String { "oneDNN: \(message)" }
 }

@@ -29,7 +29,8 @@ public final class MPICommunicator: Communicator {
         rank = Int(r)
         size = Int(s)
         localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
-        if size > 1 && provided >= cnn_mpi_thread_multiple() {
+        // CNN_TRAIN_SUM_THREAD=0 keeps the sums on the main thread, to measure what the thread buys.
+        if size > 1 && provided >= cnn_mpi_thread_multiple() && ProcessInfo.processInfo.environment["CNN_TRAIN_SUM_THREAD"] != "0" {
             sumThread = GradientSumThread(duplicating: comm, realType: realType)
         }
     }

@@ -20,6 +20,9 @@ public final class Conv2d: Layer {
     /// The GEMM's output (forward) or the gathered output gradient (backward) of a group of
     /// images, [out, images·Ho·Wo]; unused when images go one at a time.
     private var groupRows: Tensor?
+    /// oneDNN's plan for the last input shape; a nil plan means oneDNN has no implementation
+    /// for it and the BLAS path runs.
+    private var dnnl: (shape: Shape, plan: DNNLConvolutionPlan?)?
 
     /// ResNet-18 training at side 96 (bench, SkylakeX kernel): 31.9 images/s one image at a
     /// time, 44.0 from 256 columns, no further gain up to 4096.
@@ -83,11 +86,27 @@ public final class Conv2d: Layer {
         min(batch, max(1, (Self.minimumColumns + plane - 1) / plane))
     }
 
+    /// The oneDNN plan for `input`, built on first use; nil on the BLAS engine or where oneDNN
+    /// has no implementation.
+    private func dnnlPlan(_ input: Shape) -> DNNLConvolutionPlan? {
+        guard ConvolutionEngine.current == .dnnl, ConvolutionEngine.isAvailable(.dnnl) else { return nil }
+        if let dnnl, dnnl.shape == input, dnnl.plan?.computesInputGradient ?? computesInputGradient == computesInputGradient {
+            return dnnl.plan
+        }
+        let plan = try? DNNLConvolutionPlan(self, input: input, computesInputGradient: computesInputGradient)
+        dnnl = (input, plan)
+        return plan
+    }
+
     // x: (N, C, H, W) -> y: (N, O, Ho, Wo)
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let n = input.shape[0]
         let (outH, outW) = window.outputSize(height: input.shape[2], width: input.shape[3])
         let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW))
+        if let plan = dnnlPlan(input.shape) {
+            do { try plan.forward(input, into: y, weight: weight.value, bias: bias?.value) } catch { fatalError("\(summary): \(error)") }
+            return y
+        }
         let plane = outH * outW, rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
         let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
@@ -145,6 +164,12 @@ public final class Conv2d: Layer {
         let plane = gradOutput.shape[2] * gradOutput.shape[3], rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        if let plan = dnnlPlan(input.shape) {
+            do {
+                try plan.backward(input, gradOutput, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad, into: dx)
+            } catch { fatalError("\(summary): \(error)") }
+            return dx
+        }
         let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
         let rows = batchPerGEMM == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
         for first in stride(from: 0, to: n, by: batchPerGEMM) {

@@ -38,8 +38,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Gradient bucket size in MiB.")
     var bucketMb = 4.0
 
-    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
-    var threads: Int?
+    @OptionGroup var compute: ComputeOptions
 
     @Flag(name: .long, help: "Print one JSON line instead of text.")
     var json = false
@@ -49,13 +48,12 @@ struct BenchCommand: ParsableCommand {
         if batch < 1 { throw ValidationError("--batch must be positive, got \(batch)") }
         if steps < 1 { throw ValidationError("--steps must be positive, got \(steps)") }
         if warmup < 0 { throw ValidationError("--warmup cannot be negative, got \(warmup)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
         if let side, side < 1 { throw ValidationError("--side must be positive, got \(side)") }
         if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
     }
 
     func run() throws {
-        let job = Job(threads: threads)
+        let job = Job(compute)
         try job.run { try measure(job) }
     }
 
@@ -128,14 +126,14 @@ struct BenchCommand: ParsableCommand {
         let overlap = b > 0 ? max(0, min(1, 1 - w / b)) : 0
         if json {
             print("{\"model\":\"\(model)\",\"side\":\(side),\"batch\":\(batch),\"ranks\":\(communicator.size),\"steps\":\(steps),"
-                  + "\"threads\":\(BLAS.threads),\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
+                  + "\"threads\":\(BLAS.threads),\"engine\":\"\(ConvolutionEngine.current)\",\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
                   + "\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),\"compute_sec\":\(c),\"comm_wait_sec\":\(w),"
                   + "\"update_sec\":\(u),\"comm_share\":\(w / perStep),\"bytes_per_step\":\(bytes),"
                   + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap),\"wait_first_bucket_sec\":\(first),"
                   + "\"wait_last_bucket_sec\":\(last),\"compute_skew_sec\":\(skew)}")
         } else {
             print("\(model) side \(side) global batch \(batch) on \(communicator.size) rank(s): \(steps) steps after \(warmup) warm-up, "
-                  + "OpenBLAS \(BLAS.coreName) with \(BLAS.threads) thread(s) per rank")
+                  + "\(ConvolutionEngine.current) engine, OpenBLAS \(BLAS.coreName), \(BLAS.threads) thread(s) per rank")
             print(String(format: "  %.3f s/step (forward+backward %.3f, waiting for all-reduce %.3f, update %.3f)", perStep, c, w, u))
             print(String(format: "  %.1f images/s, %.1f GFLOP/s, communication %.1f%% of the step", imagesPerSecond, gflops, 100 * w / perStep))
             if communicator.size > 1 {

@@ -32,8 +32,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON line {\"loss\":…,\"accuracy\":…,\"examples\":…}.")
     var json = false
 
-    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
-    var threads: Int?
+    @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
         if let model { _ = try ModelZoo.validated(model) }
@@ -43,7 +42,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let job = Job(threads: threads)
+        let job = Job(compute)
         try job.run { try evaluate(job) }
     }
 

@@ -1,4 +1,6 @@
 import ArgumentParser
+import DNNL
+import NN
 import Distributed
 import Foundation
 import Tensor
@@ -9,14 +11,17 @@ import Training
 final class Job {
     let communicator: any Communicator
 
-    init(threads: Int?) {
+    init(_ compute: ComputeOptions) {
         communicator = MPICommunicator.isLaunchedByMPI ? MPICommunicator() : SingleProcess()
-        // One BLAS thread pool per rank must not oversubscribe the host's cores.
-        if let threads {
+        // The ranks of a host share its cores; OpenBLAS and oneDNN (OpenMP) run one at a
+        // time, so each gets the rank's share.
+        if let threads = compute.threads {
             BLAS.threads = threads
         } else if communicator.localSize > 1 {
             BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.localSize)
         }
+        if let engine = compute.engine { ConvolutionEngine.current = engine }
+        if ConvolutionEngine.current == .dnnl { DNNLRuntime.threads = BLAS.threads }
     }
 
     var isRoot: Bool { communicator.isRoot }

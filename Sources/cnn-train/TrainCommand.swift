@@ -116,12 +116,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Gradient bucket size in MiB: each bucket's all-reduce starts as soon as backward has produced it.")
     var bucketMb = 4.0
 
-    @Option(name: .long, help: "OpenBLAS threads per rank (default: the host's cores divided by its ranks).")
-    var threads: Int?
+    @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
         _ = try ModelZoo.validated(model)
-        for (name, value) in [("--epochs", epochs), ("--max-steps", maxSteps), ("--batch-size", batchSize), ("--threads", threads),
+        for (name, value) in [("--epochs", epochs), ("--max-steps", maxSteps), ("--batch-size", batchSize),
                               ("--decay-epochs", decayEpochs)] {
             if let value, value < 1 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
@@ -220,7 +219,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let job = Job(threads: threads)
+        let job = Job(compute)
         try job.run { try train(job) }
     }
 
@@ -282,7 +281,7 @@ struct TrainCommand: ParsableCommand {
             print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
                   + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
                   + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps"
-                  + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) BLAS thread(s) each, "
+                  + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) thread(s) each, "
                      + "\(grouped(trainer.bytesPerStep)) bytes all-reduced per step\(config.syncBatchNorm ? ", synchronized batch norm" : "")" : ""))
             trainer.observers.append(ConsoleReporter(epochs: config.epochs, showsCommunication: communicator.size > 1))
             if let metrics {

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "AllocationCounter.h"
+#include <execinfo.h>
 #include <link.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -14,16 +15,17 @@ extern void __libc_free(void *);
 static atomic_int counting;
 static atomic_long allocations;
 
-/* The loaded segments of OpenBLAS. Its SkylakeX and Cooperlake kernels allocate small
-   buffers inside sgemm (a warm ResNet-18 step: 2 allocations; GoogLeNet: 35), Prescott and
-   Haswell do not: those are the library's, not ours, so calls from it are not counted. */
+/* The loaded segments of OpenBLAS and oneDNN. OpenBLAS's SkylakeX and Cooperlake kernels
+   allocate small buffers inside sgemm (a warm ResNet-18 step: 2 allocations; GoogLeNet: 35),
+   Prescott and Haswell do not; oneDNN 2.6 allocates in every primitive execution. Those are
+   the libraries', not ours, so calls from them are not counted. */
 #define MAX_SEGMENTS 16
 static uintptr_t segment_start[MAX_SEGMENTS], segment_end[MAX_SEGMENTS];
 static int segments;
 
-static int note_openblas(struct dl_phdr_info *info, size_t size, void *unused) {
+static int note_libraries(struct dl_phdr_info *info, size_t size, void *unused) {
     (void)size; (void)unused;
-    if (!info->dlpi_name || !strstr(info->dlpi_name, "openblas")) return 0;
+    if (!info->dlpi_name || (!strstr(info->dlpi_name, "openblas") && !strstr(info->dlpi_name, "libdnnl"))) return 0;
     for (int i = 0; i < info->dlpi_phnum && segments < MAX_SEGMENTS; i++) {
         const ElfW(Phdr) *p = &info->dlpi_phdr[i];
         if (p->p_type != PT_LOAD) continue;
@@ -34,16 +36,28 @@ static int note_openblas(struct dl_phdr_info *info, size_t size, void *unused) {
     return 0;
 }
 
-static inline int from_openblas(void *caller) {
+static inline int from_libraries(void *caller) {
     uintptr_t a = (uintptr_t)caller;
     for (int i = 0; i < segments; i++)
         if (a >= segment_start[i] && a < segment_end[i]) return 1;
     return 0;
 }
 
-static inline void count(void *caller) {
-    if (atomic_load_explicit(&counting, memory_order_relaxed) && !from_openblas(caller))
-        atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+/* Whether any of the innermost frames is inside those libraries: oneDNN allocates through
+   C++'s operator new, so the direct caller of malloc is libstdc++. The unwinder may itself
+   allocate: a thread inside it is not counted. */
+#define FRAMES 8
+static _Thread_local int unwinding;
+
+static void count(void *caller) {
+    if (!atomic_load_explicit(&counting, memory_order_relaxed) || unwinding || from_libraries(caller)) return;
+    unwinding = 1;
+    void *frames[FRAMES];
+    int depth = backtrace(frames, FRAMES);
+    unwinding = 0;
+    for (int i = 0; i < depth; i++)
+        if (from_libraries(frames[i])) return;
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
 }
 
 void *malloc(size_t size) { count(__builtin_return_address(0)); return __libc_malloc(size); }
@@ -52,7 +66,11 @@ void *realloc(void *p, size_t size) { count(__builtin_return_address(0)); return
 void free(void *p) { __libc_free(p); }
 
 void allocation_counter_start(void) {
-    if (segments == 0) dl_iterate_phdr(note_openblas, NULL);
+    if (segments == 0) {
+        dl_iterate_phdr(note_libraries, NULL);
+        void *frames[FRAMES];
+        backtrace(frames, FRAMES);  /* loads the unwinder before counting starts */
+    }
     atomic_store(&allocations, 0);
     atomic_store(&counting, 1);
 }

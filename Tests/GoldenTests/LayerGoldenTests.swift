@@ -9,6 +9,10 @@ final class LayerGoldenTests: XCTestCase {
     static let tolerance = 1e-4
 
     func testEveryGoldenLayerCaseMatchesPyTorch() throws {
+        for engine in ConvolutionEngine.available { try ConvolutionEngine.using(engine) { try checkEveryCase() } }
+    }
+
+    private func checkEveryCase() throws {
         let file = try Golden.open("layers.h5")
         let cases = try file.root.memberNames()
         XCTAssertGreaterThanOrEqual(cases.count, 30, "layers.h5 should hold every layer case")

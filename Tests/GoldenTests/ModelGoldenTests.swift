@@ -65,7 +65,14 @@ final class ModelGoldenTests: XCTestCase {
         }
     }
 
+    /// On every convolution engine of this build: the bound holds in any summation order.
     private func checkModel(_ name: String, file: String = "models.h5") throws {
+        for engine in ConvolutionEngine.available {
+            try ConvolutionEngine.using(engine) { try checkModel(name, file: file, engine: engine) }
+        }
+    }
+
+    private func checkModel(_ name: String, file: String, engine: ConvolutionEngine) throws {
         let g = try Golden.open(file).root.group(name)
         let channels = g.hasAttribute("channels") ? Int(try g.intAttribute("channels")) : 1
         let network = try ModelZoo.make(name, inputChannels: channels)
@@ -116,7 +123,7 @@ final class ModelGoldenTests: XCTestCase {
 
         let evalLogits = network.forward(x, mode: .evaluation)
         note(assertClose(evalLogits, try g.doubles("eval_logits"), within: tolerance, "\(name) eval_logits"))
-        print("golden \(name) (\(isFloat64Build ? "float64, with gradients" : "float32, forward")): largest relative error \(worst), bound \(tolerance)")
+        print("golden \(name) (\(isFloat64Build ? "float64, with gradients" : "float32, forward"), \(engine)): largest relative error \(worst), bound \(tolerance)")
     }
 
     private func note(_ error: Double) { worst = max(worst, error) }

@@ -3,11 +3,15 @@ import XCTest
 
 /// Every layer type's backward against finite differences, on small random shapes.
 final class GradientCheckTests: XCTestCase {
+    /// On every convolution engine of this build.
     private func assertGradients(_ layer: any Layer, _ input: Tensor, mode: Mode = .training, reset: () -> Void = {},
                                  file: StaticString = #filePath, line: UInt = #line) {
-        let report = GradientChecker.check(layer, input: input, mode: mode, reset: reset)
-        XCTAssertLessThanOrEqual(report.worst, GradientChecker.tolerance,
-                                 "\(layer.summary): worst relative error \(report.worst) at \(report.where_)", file: file, line: line)
+        for engine in ConvolutionEngine.available {
+            let report = ConvolutionEngine.using(engine) { GradientChecker.check(layer, input: input, mode: mode, reset: reset) }
+            XCTAssertLessThanOrEqual(report.worst, GradientChecker.tolerance,
+                                     "\(layer.summary) (\(engine)): worst relative error \(report.worst) at \(report.where_)",
+                                     file: file, line: line)
+        }
     }
 
     private func randomize(_ layer: any Layer, seed: UInt64) {

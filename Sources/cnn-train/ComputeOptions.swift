@@ -1,0 +1,22 @@
+import ArgumentParser
+import NN
+
+/// Where a rank's arithmetic runs: its threads and the convolution engine (train, eval, bench).
+struct ComputeOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads per rank for OpenBLAS and oneDNN (default: the host's cores divided by its ranks).")
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Convolution engine: blas (im2col + OpenBLAS, the default and reference) or dnnl (oneDNN's kernels, float32 only; shapes it has only reference kernels for stay on BLAS).",
+        valueName: "blas|dnnl"))
+    var engine: ConvolutionEngine?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
+        if let engine, !ConvolutionEngine.isAvailable(engine) {
+            throw ValidationError("--engine \(engine.rawValue) is not available in this build (float64 builds have blas only)")
+        }
+    }
+}
+
+extension ConvolutionEngine: ExpressibleByArgument {}
