@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
-        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims", "CZlib"]),
         .target(name: "Datasets", dependencies: ["Tensor", "HDF5", "CZlib"]),
         .target(name: "Checkpoint", dependencies: ["NN", "HDF5"]),
         .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"]),
