@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "HDF5"]),
         // Runs the built executable (declared as a dependency so that it is built first).
         .testTarget(name: "CLITests", dependencies: ["cnn-train", "Tensor"]),
         .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5"]),

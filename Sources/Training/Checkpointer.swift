@@ -59,17 +59,19 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
         return first + names.map { "\(directory)/\($0)" }.filter { !first.contains($0) }
     }
 
-    /// The newest checkpoint of `directory` that reads back intact, with its contents and the
-    /// errors of the newer ones skipped because their bytes are damaged (a checksum mismatch,
-    /// a truncation). Nil if the directory holds no checkpoint. Any other refusal (another
-    /// model, format or version) is thrown, as is the case where every checkpoint is damaged.
-    public static func newestIntact(in directory: String, model: String) throws -> (path: String, contents: CheckpointFile.Contents, skipped: [HDF5Error])? {
+    /// The newest checkpoint of `directory` that reads back intact, with its contents; each
+    /// newer one whose bytes are damaged (a checksum mismatch, a truncation) is skipped and
+    /// handed to `skipping`. Nil if the directory holds no checkpoint. Any other refusal
+    /// (another model, format or version) is thrown, as is the case where all are damaged.
+    public static func newestIntact(in directory: String, model: String,
+                                    skipping: (HDF5Error) -> Void) throws -> (path: String, contents: CheckpointFile.Contents)? {
         var skipped: [HDF5Error] = []
         for path in checkpoints(in: directory) {
             do {
-                return (path, try CheckpointFile.read(path, expecting: model), skipped)
+                return (path, try CheckpointFile.read(path, expecting: model))
             } catch let error as HDF5Error where error.isDamage {
                 skipped.append(error)
+                skipping(error)
             }
         }
         guard skipped.isEmpty else {

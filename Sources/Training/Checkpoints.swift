@@ -174,8 +174,15 @@ public enum CheckpointFile {
             let metrics = try root.group("metrics")
             let columns = try metricFields.map { try metrics.dataset($0).readDoubles() }
             guard Set(columns.map(\.count)).count == 1 else { throw fail("/metrics columns differ in length") }
+            // Counts must be whole numbers (a damaged file without a checksum could hold anything).
+            let counts = try columns[0...1].map { column in
+                try column.map { value in
+                    guard let count = Int(exactly: value), count >= 0 else { throw fail("/metrics holds \(value) where a count belongs") }
+                    return count
+                }
+            }
             let history = (0..<columns[0].count).map { i in
-                EpochRecord(epoch: Int(columns[0][i]), step: Int(columns[1][i]), trainLoss: columns[2][i], trainAccuracy: columns[3][i],
+                EpochRecord(epoch: counts[0][i], step: counts[1][i], trainLoss: columns[2][i], trainAccuracy: columns[3][i],
                             testLoss: columns[4][i], testAccuracy: columns[5][i], imagesPerSecond: columns[6][i], seconds: columns[7][i],
                             computeSeconds: 0, communicationSeconds: 0)
             }
