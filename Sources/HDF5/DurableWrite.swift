@@ -16,7 +16,7 @@ public func writeDurably(_ bytes: [UInt8], to path: String) throws {
     func failure(_ action: String) -> HDF5Error {
         let reason = String(cString: strerror(errno))
         unlink(temporary)
-        return HDF5Error("\(path): cannot \(action) (\(reason)); the file under this name is unchanged")
+        return HDF5Error("\(path): cannot \(action) (\(reason)); nothing under this name was changed")
     }
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard fd >= 0 else { throw failure("create \(temporary)") }

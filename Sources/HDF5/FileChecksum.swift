@@ -59,6 +59,7 @@ public enum FileChecksum {
     /// its datasets' storage.
     static func seal(image: [UInt8], datasets: [(path: String, offset: Int, length: Int)]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: headerSize)
+        bytes.reserveCapacity(headerSize + image.count + 64 * datasets.count)
         bytes += image
         let tableOffset = bytes.count
         let table = datasets.sorted { $0.offset < $1.offset }.map { d in
