@@ -83,7 +83,7 @@ public enum FileChecksum {
         guard fd >= 0 else { return .absent }  // HDF5 reports a missing or unreadable file
         defer { close(fd) }
         var stats = stat()
-        guard fstat(fd, &stats) == 0 else { return .absent }
+        guard fstat(fd, &stats) == 0, stats.st_mode & S_IFMT == S_IFREG else { return .absent }
         let size = Int(stats.st_size)
         let front = try read(fd, at: 0, count: min(size, headerSize + hdf5Signature.count), path: path)
         guard looksChecksummed(front) else { return .absent }

@@ -7,7 +7,7 @@ import Training
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a checkpoint: model, epoch, step, metrics, sizes, optimizer.",
+        abstract: "Describe a checkpoint (model, epoch, step, metrics, sizes, optimizer), or verify files' checksums.",
         discussion: """
         With --verify, checks every file instead: a file, or every .h5 file of a directory (and \
         that its 'latest' names one of them). One line per file: 'ok' when its checksum matches \
@@ -16,7 +16,7 @@ struct InspectCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: ArgumentHelp("A checkpoint file, or a checkpoint directory (its latest).", valueName: "file"))
+    @Argument(help: ArgumentHelp("A checkpoint file, or a checkpoint directory (its latest; with --verify, every .h5 file).", valueName: "file"))
     var path: String
 
     @Flag(name: .long, help: "Check the checksum and the contents of the file, or of every .h5 file in the directory.")

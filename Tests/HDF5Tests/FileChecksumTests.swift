@@ -69,6 +69,9 @@ final class FileChecksumTests: XCTestCase {
     func testAFileWithoutAChecksumOpensUnverified() throws {
         try HDF5File(creating: path("plain.h5")).root.write("x", shape: [1], doubles: [1])
         XCTAssertEqual(try HDF5File(reading: path("plain.h5")).checksum, .absent)
+        XCTAssertThrowsError(try HDF5File(creating: path("no-block.h5")).checksummedImage()) {
+            XCTAssertTrue("\($0)".hasSuffix("no-block.h5: has a user block of 0 bytes, not the 512 a checksum header needs"), "\($0)")
+        }
         XCTAssertEqual(FileChecksum.Status.absent.warning(for: "w.h5"),
                        "warning: w.h5 has no checksum (written by an older cnn-train or another tool); loaded without verification")
         XCTAssertNil(FileChecksum.Status.verified.warning(for: "w.h5"))
