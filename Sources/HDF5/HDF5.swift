@@ -59,9 +59,9 @@ public final class HDF5File {
         return id
     }
 
-    /// A file that lives in memory only, to be taken out whole with `image()`: lets a
-    /// writer serialize quickly and leave the slow disk write to another thread.
-    /// It reserves a user block for the checksum header, to be filled by `checksummedImage()`.
+    /// A file that lives in memory only, to be taken out whole with `checksummedImage()`: lets
+    /// a writer serialize quickly and leave the slow disk write to another thread. It reserves
+    /// the user block that the checksum header fills.
     public init(inMemoryNamed name: String) throws {
         cnn_h5_silence_errors()
         path = name

@@ -11,9 +11,9 @@ import Tensor
 /// only then does the `latest` pointer move to it, so a crash or a full disk mid-write leaves
 /// the previous checkpoint and pointer intact (a failed write removes its temporary file and
 /// is reported by the next `save` or `finish`). Every file carries a checksum
-/// (`FileChecksum`); a resume takes the newest one that verifies. The newest `keep` files stay, and so does the one with the
-/// best test accuracy (among those written at an epoch's end, whose weights were evaluated;
-/// the earliest of equals).
+/// (`FileChecksum`); a resume takes the newest one that verifies. The newest `keep` files
+/// stay, and so does the one with the best test accuracy (among those written at an epoch's
+/// end, whose weights were evaluated; the earliest of equals).
 public final class Checkpointer: @unchecked Sendable {  // the writer thread and the caller meet only through `done`
     public let directory: String
     public let keep: Int
