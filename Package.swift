@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "DNNL"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),
-        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims"]),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CHDF5Shims", "CZlib"]),
         // oneDNN primitives over raw buffers: the convolution engine's foundation, below Tensor's users.
         .target(name: "DNNL", dependencies: ["CDNNL"]),
         .target(name: "Datasets", dependencies: ["Tensor", "HDF5", "CZlib"]),
@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "DNNLTests", dependencies: ["DNNL", "AllocationCounter"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "HDF5"]),
         // Runs the built executable (declared as a dependency so that it is built first).
         .testTarget(name: "CLITests", dependencies: ["cnn-train", "Tensor"]),
         .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5"]),

@@ -12,4 +12,5 @@ hid_t cnn_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
 hid_t cnn_h5t_c_s1(void) { return H5T_C_S1; }
 hid_t cnn_h5p_link_create(void) { return H5P_LINK_CREATE; }
 hid_t cnn_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+hid_t cnn_h5p_file_create(void) { return H5P_FILE_CREATE; }
 void cnn_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

@@ -22,10 +22,12 @@ public enum ModelWeights {
         }
     }
 
+    /// Writes a weights file with a checksum (see `FileChecksum`), durably: `path` holds
+    /// either its previous contents or the whole new file.
     public static func save(_ network: Network, to path: String) throws {
-        let file = try HDF5File(creating: path)
+        let file = try HDF5File(inMemoryNamed: path)
         try write(network, to: file)
-        try file.flush()
+        try writeDurably(try file.checksummedImage(), to: path)
     }
 
     /// The model named by a weights file's root attribute `model`, if any.
@@ -36,10 +38,14 @@ public enum ModelWeights {
 
     /// Loads every key of the network from `/model`, as PyTorch's `load_state_dict(strict=True)`:
     /// a missing, unexpected or misshaped entry is an error naming the file and the key, and
-    /// nothing is changed unless everything fits.
-    public static func load(into network: Network, from path: String) throws {
+    /// nothing is changed unless everything fits. A file whose checksum does not match is
+    /// refused; one without a checksum loads, and the returned status says so.
+    @discardableResult
+    public static func load(into network: Network, from path: String) throws -> FileChecksum.Status {
         let file: HDF5File
-        do { file = try HDF5File(reading: path) } catch { throw HDF5Error("\(path): not a readable HDF5 file") }
+        do { file = try HDF5File(reading: path) } catch let error as HDF5Error where error.isDamage { throw error } catch {
+            throw HDF5Error("\(path): not a readable HDF5 file", damage: true)
+        }
         let root = file.root
         guard root.isGroup("model") else { throw HDF5Error("\(path): no group /model (expected one dataset per state_dict key)") }
         if root.hasAttribute("model"), let named = try? root.stringAttribute("model"), named != network.name {
@@ -78,5 +84,6 @@ public enum ModelWeights {
         }
         for (t, values) in tensors { values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) } }
         for (bn, count) in counters { bn.numBatchesTracked = count }
+        return file.checksum
     }
 }

@@ -5,7 +5,13 @@ import Foundation
 /// A failed HDF5 operation, naming the file and object involved.
 public struct HDF5Error: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// Whether the file's bytes are not the ones written (a checksum mismatch, a truncated or
+    /// unparseable file), as opposed to an intact file that is not what was asked for.
+    public let isDamage: Bool
+    public init(_ description: String, damage: Bool = false) {
+        self.description = description
+        isDamage = damage
+    }
 }
 
 /// An HDF5 file opened for reading or created for writing. Groups, datasets and
@@ -13,17 +19,36 @@ public struct HDF5Error: Error, CustomStringConvertible {
 public final class HDF5File {
     public let path: String
     let id: hid_t
+    /// Whether the file's checksum was verified when it was opened (see `FileChecksum`).
+    public let checksum: FileChecksum.Status
+    /// Set for a checksummed file opened for updating: its checksum is rewritten on close.
+    private let rechecksumsOnClose: Bool
 
-    /// Opens an existing file read-only.
+    /// Opens an existing file read-only, after checking its checksum if it has one: a file
+    /// whose bytes are not the ones written is refused before HDF5 reads any of it.
     public init(reading path: String) throws {
         self.path = path
+        checksum = try FileChecksum.verify(path)
+        rechecksumsOnClose = false
         id = try Self.open(path, flags: cnn_h5f_acc_rdonly(), failure: "cannot open as HDF5")
     }
 
-    /// Opens an existing file for reading and writing.
+    /// Opens an existing file for reading and writing (checked as `init(reading:)`). A
+    /// checksummed file gets a new checksum when it is closed, since the changes are meant.
     public init(updating path: String) throws {
         self.path = path
+        checksum = try FileChecksum.verify(path)
+        rechecksumsOnClose = checksum == .verified
         id = try Self.open(path, flags: cnn_h5f_acc_rdwr(), failure: "cannot open for writing")
+    }
+
+    /// Opens a file read-only without checking it: for rewriting the checksum of a file this
+    /// process has just changed.
+    private init(trusting path: String) throws {
+        self.path = path
+        checksum = .absent
+        rechecksumsOnClose = false
+        id = try Self.open(path, flags: cnn_h5f_acc_rdonly(), failure: "cannot open as HDF5")
     }
 
     private static func open(_ path: String, flags: UInt32, failure: String) throws -> hid_t {
@@ -34,20 +59,26 @@ public final class HDF5File {
         return id
     }
 
-    /// A file that lives in memory only, to be taken out whole with `image()`: lets a
-    /// writer serialize quickly and leave the slow disk write to another thread.
+    /// A file that lives in memory only, to be taken out whole with `checksummedImage()`: lets
+    /// a writer serialize quickly and leave the slow disk write to another thread. It reserves
+    /// the user block that the checksum header fills.
     public init(inMemoryNamed name: String) throws {
         cnn_h5_silence_errors()
         path = name
+        checksum = .absent
+        rechecksumsOnClose = false
         let fapl = H5Pcreate(cnn_h5p_file_access())
         defer { H5Pclose(fapl) }
         H5Pset_fapl_core(fapl, 1 << 22, false)
-        id = H5Fcreate(name, cnn_h5f_acc_trunc(), cnn_h5p_default(), fapl)
+        let fcpl = H5Pcreate(cnn_h5p_file_create())
+        defer { H5Pclose(fcpl) }
+        H5Pset_userblock(fcpl, hsize_t(FileChecksum.headerSize))
+        id = H5Fcreate(name, cnn_h5f_acc_trunc(), fcpl, fapl)
         guard id >= 0 else { throw HDF5Error("\(name): cannot create an in-memory HDF5 file") }
     }
 
-    /// The bytes of the whole file, as it would be on disk.
-    public func image() throws -> [UInt8] {
+    /// The bytes HDF5 holds for the file, without its user block.
+    private func image() throws -> [UInt8] {
         try flush()
         let size = H5Fget_file_image(id, nil, 0)
         guard size > 0 else { throw HDF5Error("\(path): cannot take the file image") }
@@ -56,15 +87,46 @@ public final class HDF5File {
         return bytes
     }
 
-    /// Creates (or truncates) a file for writing.
+    /// The bytes of the whole file as it is to be written to disk, with its checksum header and
+    /// table (see `FileChecksum`). The file must have a user block of `FileChecksum.headerSize`
+    /// bytes, as `init(inMemoryNamed:)` makes.
+    public func checksummedImage() throws -> [UInt8] {
+        let fcpl = H5Fget_create_plist(id)
+        defer { H5Pclose(fcpl) }
+        var userBlock: hsize_t = 0
+        guard H5Pget_userblock(fcpl, &userBlock) >= 0, userBlock == FileChecksum.headerSize else {
+            throw HDF5Error("\(path): has a user block of \(userBlock) bytes, not the \(FileChecksum.headerSize) a checksum header needs")
+        }
+        let image = try image()
+        let datasets = try root.allDatasets().compactMap { dataset in dataset.storage.map { (dataset.path, $0.offset, $0.length) } }
+        return FileChecksum.seal(image: image, datasets: datasets)
+    }
+
+    /// Rewrites the checksum of a checksummed file this process has changed through HDF5.
+    private static func rechecksum(_ path: String) throws {
+        let bytes = try HDF5File(trusting: path).checksummedImage()
+        try writeDurably(bytes, to: path)
+    }
+
+    /// Creates (or truncates) a file for writing, without a checksum (the files cnn-train
+    /// keeps are made in memory and written with `checksummedImage()`).
     public init(creating path: String) throws {
         cnn_h5_silence_errors()
         self.path = path
+        checksum = .absent
+        rechecksumsOnClose = false
         id = H5Fcreate(path, cnn_h5f_acc_trunc(), cnn_h5p_default(), cnn_h5p_default())
         guard id >= 0 else { throw HDF5Error("\(path): cannot create HDF5 file") }
     }
 
-    deinit { H5Fclose(id) }
+    deinit {
+        H5Fclose(id)
+        guard rechecksumsOnClose else { return }
+        do { try Self.rechecksum(path) } catch {
+            // A stale checksum makes the file refused later, the safe side; say why now.
+            FileHandle.standardError.write(Data("warning: \(path): changed, but its checksum could not be rewritten: \(error)\n".utf8))
+        }
+    }
 
     public var root: HDF5Group { HDF5Group(file: self, id: H5Gopen2(id, "/", cnn_h5p_default()), path: "/") }
 
@@ -252,6 +314,11 @@ public final class HDF5Group: HDF5Object {
         guard contains(name), H5Ldelete(id, name, cnn_h5p_default()) >= 0 else { throw HDF5Error("\(location): cannot remove '\(name)'") }
     }
 
+    /// Every dataset under this group, depth first in name order.
+    public func allDatasets() throws -> [HDF5Dataset] {
+        try memberNames().flatMap { name in isGroup(name) ? try group(name).allDatasets() : [try dataset(name)] }
+    }
+
     public func dataset(_ name: String) throws -> HDF5Dataset {
         guard contains(name), !isGroup(name) else { throw HDF5Error("\(location): missing dataset '\(name)'") }
         let d = H5Dopen2(id, name, cnn_h5p_default())
@@ -316,6 +383,14 @@ public final class HDF5Dataset: HDF5Object {
     }
 
     public var count: Int { shape.reduce(1, *) }
+
+    /// Where the dataset's values lie in the file (absolute, user block included), or nil if
+    /// they have no contiguous storage (an empty dataset).
+    public var storage: (offset: Int, length: Int)? {
+        let offset = H5Dget_offset(id), length = H5Dget_storage_size(id)
+        guard offset != haddr_t.max, length > 0 else { return nil }
+        return (Int(offset), Int(length))
+    }
 
     public enum ElementKind { case float, integer, string, other }
 

@@ -8,10 +8,12 @@ import Tensor
 /// Saves checkpoints of a run into a directory (rank 0 writes) and finds the latest one.
 ///
 /// Each file is written under a temporary name, flushed, fsynced and renamed into place, and
-/// only then does the `latest` pointer move to it, so a crash mid-write leaves the previous
-/// checkpoint and pointer intact. The newest `keep` files stay, and so does the one with the
-/// best test accuracy (among those written at an epoch's end, whose weights were evaluated;
-/// the earliest of equals).
+/// only then does the `latest` pointer move to it, so a crash or a full disk mid-write leaves
+/// the previous checkpoint and pointer intact (a failed write removes its temporary file and
+/// is reported by the next `save` or `finish`). Every file carries a checksum
+/// (`FileChecksum`); a resume takes the newest one that verifies. The newest `keep` files
+/// stay, and so does the one with the best test accuracy (among those written at an epoch's
+/// end, whose weights were evaluated; the earliest of equals).
 public final class Checkpointer: @unchecked Sendable {  // the writer thread and the caller meet only through `done`
     public let directory: String
     public let keep: Int
@@ -46,10 +48,46 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
 
     /// The newest complete checkpoint in `directory`, or nil if there is none.
     public static func latest(in directory: String) -> String? {
-        guard let name = try? String(contentsOfFile: "\(directory)/\(pointer)", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty else { return nil }
+        guard let name = pointerTarget(in: directory) else { return nil }
         let path = "\(directory)/\(name)"
         return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// The name `latest` holds, if any.
+    public static func pointerTarget(in directory: String) -> String? {
+        guard let name = try? String(contentsOfFile: "\(directory)/\(pointer)", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty else { return nil }
+        return name
+    }
+
+    /// The checkpoint files of `directory`, newest first: the one `latest` names, then the
+    /// others by step, descending.
+    public static func checkpoints(in directory: String) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix("ckpt-step-") && $0.hasSuffix(".h5") }.sorted(by: >)
+        let first = latest(in: directory).map { [$0] } ?? []
+        return first + names.map { "\(directory)/\($0)" }.filter { !first.contains($0) }
+    }
+
+    /// The newest checkpoint of `directory` that reads back intact, with its contents; each
+    /// newer one whose bytes are damaged (a checksum mismatch, a truncation) is skipped and
+    /// handed to `skipping`. Nil if the directory holds no checkpoint. Any other refusal
+    /// (another model, format or version) is thrown, as is the case where all are damaged.
+    public static func newestIntact(in directory: String, model: String,
+                                    skipping: (HDF5Error) -> Void) throws -> (path: String, contents: CheckpointFile.Contents)? {
+        var skipped: [HDF5Error] = []
+        for path in checkpoints(in: directory) {
+            do {
+                return (path, try CheckpointFile.read(path, expecting: model))
+            } catch let error as HDF5Error where error.isDamage {
+                skipped.append(error)
+                skipping(error)
+            }
+        }
+        guard skipped.isEmpty else {
+            throw HDF5Error("\(directory): none of its \(skipped.count) checkpoint(s) verifies; the newest: \(skipped[0])")
+        }
+        return nil
     }
 
     /// Called on every rank: averages unsynchronized batch-norm statistics (so every rank goes
@@ -72,7 +110,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
         let name = Self.fileName(step: trainer.step)
         let file = try HDF5File(inMemoryNamed: name)
         try CheckpointFile.write(trainer, dropoutStates: all, configJSON: configJSON, to: file)
-        let bytes = try file.image()
+        let bytes = try file.checksummedImage()
         let accuracy = CheckpointFile.evaluatedAccuracy(trainer)
         let killMidWrite = writes == killDuringWrite
         pending = Thread { [unowned self] in
@@ -99,43 +137,21 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
     /// Test accuracy of each evaluated checkpoint in the directory, for keeping the best.
     private var accuracies: [String: Double] = [:]
 
-    /// Temporary name, fsync, rename, pointer, pruning: plain file operations only, so that
-    /// this runs beside a main thread that may be using HDF5.
+    /// Durable write, pointer, pruning: plain file operations only, so that this runs beside
+    /// a main thread that may be using HDF5.
     private func persist(_ bytes: [UInt8], as name: String, accuracy: Double?, killMidWrite: Bool) throws {
-        let final = "\(directory)/\(name)", temporary = "\(directory)/.\(name).tmp"
-        let data = Data(bytes)
+        let final = "\(directory)/\(name)"
         if killMidWrite {
-            try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: temporary))
+            try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: temporaryPath(for: final)))
             kill(getpid(), SIGKILL)
         }
-        try data.write(to: URL(fileURLWithPath: temporary))
-        try fsync(path: temporary)
-        try rename(temporary, to: final)
-        try replacePointer(with: name)
+        let pointer = "'\(Self.pointer)' " + (Self.pointerTarget(in: directory).map { "still names \($0)" } ?? "was not written")
+        do { try writeDurably(bytes, to: final) } catch { throw HDF5Error("\(error); \(pointer)") }
+        do { try writeDurably(Array((name + "\n").utf8), to: "\(directory)/\(Self.pointer)") } catch {
+            throw HDF5Error("\(error); \(pointer), though \(name) is complete")
+        }
         accuracies[name] = accuracy
         try prune()
-    }
-
-    private func fsync(path: String) throws {
-        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw HDF5Error("\(path): cannot open to sync") }
-        defer { try? handle.close() }
-        try handle.synchronize()
-    }
-
-    private func rename(_ from: String, to: String) throws {
-        guard Foundation.rename(from, to) == 0 else {
-            throw HDF5Error("\(to): cannot rename \(from) into place (\(String(cString: strerror(errno))))")
-        }
-        // Make the rename itself durable.
-        let fd = open(directory, O_RDONLY)
-        if fd >= 0 { _ = Foundation.fsync(fd); close(fd) }
-    }
-
-    private func replacePointer(with name: String) throws {
-        let temporary = "\(directory)/.\(Self.pointer).tmp"
-        try Data((name + "\n").utf8).write(to: URL(fileURLWithPath: temporary))
-        try fsync(path: temporary)
-        try rename(temporary, to: "\(directory)/\(Self.pointer)")
     }
 
     /// Keeps the newest `keep` checkpoints and the best by test accuracy.

@@ -7,7 +7,10 @@ import Optim
 
 /// The checkpoint file: everything a run needs to continue exactly where it stopped.
 ///
-///     /            attrs format="cnn-train-checkpoint", version=1, model, epoch (completed),
+/// Version 2 files carry a checksum over every byte (`FileChecksum`), checked on every
+/// open; version 1 files have none and still load, with a warning.
+///
+///     /            attrs format="cnn-train-checkpoint", version=2, model, epoch (completed),
 ///                  step, world_size, global_batch, seed, config (JSON), created (ISO-8601),
 ///                  test_acc (of these weights: NaN unless written at an epoch's end)
 ///     /model/<key>               the state_dict (float32, num_batches_tracked int64)
@@ -20,7 +23,9 @@ import Optim
 ///     /metrics/<field>           float64 [completed epochs]: the per-epoch history
 public enum CheckpointFile {
     public static let format = "cnn-train-checkpoint"
-    public static let version: Int64 = 1
+    public static let version: Int64 = 2
+    /// Versions this build reads: 1 differs only in having no checksum.
+    public static let readableVersions: ClosedRange<Int64> = 1...2
     static let metricFields = ["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec", "seconds"]
 
     /// The test accuracy of the trainer's current weights: the last epoch's, if that epoch
@@ -102,24 +107,33 @@ public enum CheckpointFile {
         public var position: Trainer.Position
         public var dropoutStates: [[UInt64]]
         public var history: [EpochRecord]
+        /// Whether the file's checksum was verified (`.absent` for a version 1 file).
+        public var checksum: FileChecksum.Status
     }
 
     /// Opens and checks a checkpoint: its format and version, its model (when `expecting`
-    /// names one), and every part a resume needs. Errors name the file and the problem.
+    /// names one), and every part a resume needs. Errors name the file and the problem; those
+    /// of a file whose bytes are damaged (checksum, truncation, unreadable parts) are marked
+    /// `isDamage`, so that a resume can fall back to an older checkpoint on them alone.
     public static func read(_ path: String, expecting model: String? = nil, network: Network? = nil) throws -> Contents {
-        func fail(_ problem: String) -> HDF5Error { HDF5Error("\(path): \(problem)") }
+        // Every problem but a file of another format, version or model is damage.
+        func fail(_ problem: String, damage: Bool = true) -> HDF5Error { HDF5Error("\(path): \(problem)", damage: damage) }
         guard FileManager.default.fileExists(atPath: path) else { throw fail("no such checkpoint") }
         let file: HDF5File
-        do { file = try HDF5File(reading: path) } catch { throw fail("not a readable HDF5 file (truncated or corrupt?)") }
+        do { file = try HDF5File(reading: path) } catch let error as HDF5Error where error.isDamage { throw error } catch {
+            throw fail("not a readable HDF5 file (truncated or corrupt?)", damage: true)
+        }
         let root = file.root
         do {
             guard root.hasAttribute("format"), try root.stringAttribute("format") == format else {
-                throw fail("not a cnn-train checkpoint (no format attribute \"\(format)\")")
+                throw fail("not a cnn-train checkpoint (no format attribute \"\(format)\")", damage: false)
             }
             let v = try root.intAttribute("version")
-            guard v == version else { throw fail("checkpoint version \(v); this cnn-train reads version \(version)") }
+            guard readableVersions.contains(v) else {
+                throw fail("checkpoint version \(v); this cnn-train reads versions \(readableVersions.lowerBound) to \(readableVersions.upperBound)", damage: false)
+            }
             let named = try root.stringAttribute("model")
-            if let model, named != model { throw fail("holds \(named), not \(model)") }
+            if let model, named != model { throw fail("holds \(named), not \(model)", damage: false) }
             for group in ["model", "optimizer", "schedule", "sampler", "metrics"] where !root.isGroup(group) {
                 throw fail("has no /\(group) group")
             }
@@ -160,8 +174,15 @@ public enum CheckpointFile {
             let metrics = try root.group("metrics")
             let columns = try metricFields.map { try metrics.dataset($0).readDoubles() }
             guard Set(columns.map(\.count)).count == 1 else { throw fail("/metrics columns differ in length") }
+            // Counts must be whole numbers (a damaged file without a checksum could hold anything).
+            let counts = try columns[0...1].map { column in
+                try column.map { value in
+                    guard let count = Int(exactly: value), count >= 0 else { throw fail("/metrics holds \(value) where a count belongs") }
+                    return count
+                }
+            }
             let history = (0..<columns[0].count).map { i in
-                EpochRecord(epoch: Int(columns[0][i]), step: Int(columns[1][i]), trainLoss: columns[2][i], trainAccuracy: columns[3][i],
+                EpochRecord(epoch: counts[0][i], step: counts[1][i], trainLoss: columns[2][i], trainAccuracy: columns[3][i],
                             testLoss: columns[4][i], testAccuracy: columns[5][i], imagesPerSecond: columns[6][i], seconds: columns[7][i],
                             computeSeconds: 0, communicationSeconds: 0)
             }
@@ -171,9 +192,11 @@ public enum CheckpointFile {
                             created: try root.stringAttribute("created"), optimizerKind: try optimizer.stringAttribute("kind"),
                             optimizerSteps: Int(try optimizer.intAttribute("step_count")), slotNames: slotNames, slots: slots,
                             position: position,
-                            dropoutStates: states, history: history)
+                            dropoutStates: states, history: history, checksum: file.checksum)
         } catch let error as HDF5Error where !error.description.hasPrefix(path) {
             throw fail("is damaged: \(error)")
+        } catch let error as HDF5Error where !error.isDamage && error.description.hasPrefix("\(path):/") {
+            throw HDF5Error(error.description, damage: true)  // from the HDF5 layer: a missing or unreadable part
         }
     }
 }

@@ -19,6 +19,9 @@ struct CNNTrain: ParsableCommand {
     /// hit alike (a bad argument), so it is printed once.
     static func main() {
         BLASKernel.upgradeIfFallback()
+        // Past a file-size limit (ulimit -f), write() then fails with EFBIG and the run reports
+        // it, instead of the process being killed without a word by SIGXFSZ.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -56,7 +56,7 @@ struct EvalCommand: ParsableCommand {
             }
             let splits = try data.load(seed: 0)
             let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
-            try ModelWeights.load(into: network, from: weights)
+            if job.isRoot, let warning = try ModelWeights.load(into: network, from: weights).warning(for: weights) { printError(warning) }
             return (network, splits, try data.preprocessing(model: name, channels: splits.test.channels, augment: false))
         }
         var config = TrainingConfig()

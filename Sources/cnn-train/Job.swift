@@ -74,3 +74,8 @@ final class Job {
 
     private func finish() { (communicator as? MPICommunicator)?.finalize() }
 }
+
+/// Writes one line (a warning, a skipped file) to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

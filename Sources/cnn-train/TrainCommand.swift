@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import HDF5
 import Models
 import Datasets
 import Optim
@@ -100,7 +101,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Resume: 'auto' takes the latest checkpoint in --checkpoint-dir (a fresh start if there is none, from --init-from if given), or give a file or a directory.",
-        discussion: "Weights, optimizer, schedule, the position in the epoch and the dropout generators are restored; --epochs and --max-steps count from the original start; the global batch must stay, the number of ranks may change; other options (--lr, --max-grad-norm, ...) are taken from this command line. A run stopped by a non-finite loss or gradient leaves 'latest' on its last good checkpoint, so --resume auto (with a lower --lr or a --max-grad-norm) continues from there.",
+        discussion: "Weights, optimizer, schedule, the position in the epoch and the dropout generators are restored; --epochs and --max-steps count from the original start; the global batch must stay, the number of ranks may change; other options (--lr, --max-grad-norm, ...) are taken from this command line. From a directory, a checkpoint whose checksum does not match is skipped, saying so, for the newest one that verifies. A run stopped by a non-finite loss or gradient leaves 'latest' on its last good checkpoint, so --resume auto (with a lower --lr or a --max-grad-norm) continues from there.",
         valueName: "auto|path"))
     var resume: String?
 
@@ -153,17 +154,26 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// The checkpoint to resume from, if any: nil for a fresh start.
-    private func resumePath() throws -> String? {
+    /// The checkpoint to resume from, read and checked, if any: nil for a fresh start. From a
+    /// directory, the newest checkpoint that verifies; `report` gets a line for each newer one
+    /// skipped as damaged.
+    private func resumePoint(report: (String) -> Void) throws -> (path: String, contents: CheckpointFile.Contents)? {
         guard let resume else { return nil }
-        if resume == "auto" { return checkpointDir.flatMap { Checkpointer.latest(in: $0) } }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory) else {
-            throw ValidationError("--resume \(resume): no such file or directory")
+        var directory = checkpointDir ?? resume
+        if resume != "auto" {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory) else {
+                throw ValidationError("--resume \(resume): no such file or directory")
+            }
+            guard isDirectory.boolValue else { return (resume, try CheckpointFile.read(resume, expecting: model)) }
+            directory = resume
         }
-        guard isDirectory.boolValue else { return resume }
-        guard let latest = Checkpointer.latest(in: resume) else { throw ValidationError("--resume \(resume): no checkpoint in this directory") }
-        return latest
+        let found = try Checkpointer.newestIntact(in: directory, model: model) { report("--resume: skipping \($0)") }
+        guard let found else {
+            if resume == "auto" { return nil }
+            throw ValidationError("--resume \(resume): no checkpoint in this directory")
+        }
+        return found
     }
 
     /// The run's settings, saved in each checkpoint.
@@ -227,8 +237,8 @@ struct TrainCommand: ParsableCommand {
         var config = try config()
         let communicator = job.communicator
         let checkpoint = try job.collectively { () throws -> (path: String, contents: CheckpointFile.Contents)? in
-            guard let path = try resumePath() else { return nil }
-            let contents = try CheckpointFile.read(path, expecting: model)
+            guard let (path, contents) = try resumePoint(report: { if job.isRoot { printError($0) } }) else { return nil }
+            if job.isRoot, let warning = contents.checksum.warning(for: path) { printError(warning) }
             guard contents.globalBatch == config.batchSize else {
                 throw ValidationError("\(path) was trained with a global batch of \(contents.globalBatch); resume with --batch-size \(contents.globalBatch)")
             }
@@ -247,7 +257,10 @@ struct TrainCommand: ParsableCommand {
             }
             network.initialize(config.initialization, seed: config.seed)
             // A checkpoint to resume from holds the weights (fine-tuned, when --init-from started the run).
-            if communicator.isRoot, checkpoint == nil, let initFrom { try ModelWeights.load(into: network, from: initFrom) }
+            if communicator.isRoot, checkpoint == nil, let initFrom,
+               let warning = try ModelWeights.load(into: network, from: initFrom).warning(for: initFrom) {
+                printError(warning)
+            }
             return (network, splits, preprocessing)
         }
         try job.collectively {

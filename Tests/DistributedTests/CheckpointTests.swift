@@ -80,9 +80,9 @@ final class CheckpointTests: MPITestCase {
             XCTAssertTrue(outcome.err.contains(path), "the message names the file", file: file, line: line)
         }
         for fraction in [0.05, 0.5, 0.95] {
-            let cut = directory("cut-\(fraction).h5")
-            try bytes.prefix(Int(Double(bytes.count) * fraction)).write(to: URL(fileURLWithPath: cut))
-            try refused(cut, "not a readable HDF5 file (truncated or corrupt?)")
+            let cut = directory("cut-\(fraction).h5"), length = Int(Double(bytes.count) * fraction)
+            try bytes.prefix(length).write(to: URL(fileURLWithPath: cut))
+            try refused(cut, "truncated: \(length) of \(bytes.count) bytes")
         }
         let missing = directory("missing.h5")
         try bytes.write(to: URL(fileURLWithPath: missing))
@@ -246,5 +246,126 @@ final class CheckpointTests: MPITestCase {
         let refused = try run(ranks: 0, fineTune + ["--resume", dir])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.err.contains("--resume \(dir) and --init-from exclude each other"), refused.err)
+    }
+}
+
+// MARK: - Checksums and a full disk
+
+extension CheckpointTests {
+    /// A copy of `source` at `target` with one bit flipped at `offset`.
+    private func flipBit(of source: String, at offset: Int, into target: String) throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+        bytes[offset] ^= 0x04
+        try bytes.write(to: URL(fileURLWithPath: target))
+    }
+
+    /// Where a dataset's bytes lie in a checksummed file.
+    private func extent(_ dataset: String, in path: String) throws -> FileChecksum.Extent {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        return try XCTUnwrap(FileChecksum.extents(in: bytes)?.first { $0.path == dataset }, "\(dataset) in \(path)")
+    }
+
+    func testAFlippedBitIsRefusedNamingTheDatasetAndInspectVerifyFindsIt() throws {
+        let dir = directory("flipped")
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", dir]).status, 0)
+        let good = dir + "/ckpt-step-000000010.h5", bad = dir + "/ckpt-step-000000011.h5"
+        let weight = try extent("/model/fc1.weight", in: good)
+        try flipBit(of: good, at: weight.offset + weight.length / 2, into: bad)
+
+        let eval = try run(ranks: 0, ["eval", "--checkpoint", bad, "--dataset", "synthetic", "--synthetic-count", "300,40"])
+        XCTAssertNotEqual(eval.status, 0)
+        XCTAssertEqual(eval.err, "Error: \(bad): checksum mismatch in dataset /model/fc1.weight\n")
+        XCTAssertEqual(try run(ranks: 0, ["eval", "--checkpoint", good, "--dataset", "synthetic", "--synthetic-count", "300,40"]).status, 0)
+
+        let verify = try run(ranks: 0, ["inspect", "--verify", dir])
+        XCTAssertNotEqual(verify.status, 0)
+        XCTAssertEqual(verify.out.split(separator: "\n"), [
+            "\(dir)/ckpt-step-000000006.h5: ok", "\(dir)/ckpt-step-000000009.h5: ok", "\(good): ok",
+            "\(bad): checksum mismatch in dataset /model/fc1.weight",
+        ])
+        XCTAssertTrue(verify.err.contains("1 problem(s) in 4 file(s)"), verify.err)
+        let one = try run(ranks: 0, ["inspect", "--verify", good])
+        XCTAssertEqual(one.status, 0, one.err)
+        XCTAssertEqual(one.out, "\(good): ok\n")
+    }
+
+    func testResumeAutoSkipsDamagedCheckpointsForTheNewestThatVerifies() throws {
+        let dir = directory("fallback")
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", dir]).status, 0)
+        let newest = dir + "/ckpt-step-000000010.h5", older = dir + "/ckpt-step-000000009.h5"
+        // A bit of metadata (the superblock, right after HDF5's signature) in the newest file.
+        try flipBit(of: newest, at: FileChecksum.headerSize + 9, into: newest)
+        let resumed = try run(ranks: 0, common.map { $0 == "10" ? "12" : $0 } + ["--checkpoint-dir", dir, "--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.err.contains("--resume: skipping \(newest): checksum mismatch in the HDF5 metadata"), resumed.err)
+        XCTAssertTrue(resumed.out.contains("resuming from \(older): step 9"), resumed.out)
+
+        // Another model's checkpoint is not damage: refused, not skipped.
+        let other = try run(ranks: 0, ["lenet"] + common.dropFirst() + ["--checkpoint-dir", dir, "--resume", "auto"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.err.contains("holds lenet-bn, not lenet"), other.err)
+
+        // With every checkpoint damaged, nothing is resumed and nothing starts afresh.
+        let all = directory("all-damaged")
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", all]).status, 0)
+        for name in try FileManager.default.contentsOfDirectory(atPath: all) where name.hasSuffix(".h5") {
+            try flipBit(of: all + "/" + name, at: 1000, into: all + "/" + name)
+        }
+        let none = try run(ranks: 0, common + ["--checkpoint-dir", all, "--resume", "auto"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.err.contains("\(all): none of its 3 checkpoint(s) verifies"), none.err)
+    }
+
+    /// A checkpoint written before checksums (format version 1: no user block, no table) still
+    /// resumes and evaluates, with a warning.
+    func testAnUnchecksummedVersion1CheckpointLoadsWithAWarning() throws {
+        let dir = directory("v2")
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", dir]).status, 0)
+        let legacy = directory("legacy.h5")
+        // The HDF5 file inside: what cnn-train wrote before (HDF5 ignores the table after it).
+        try Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt-step-000000010.h5")).dropFirst(FileChecksum.headerSize)
+            .write(to: URL(fileURLWithPath: legacy))
+        try HDF5File(updating: legacy).root.setAttribute("version", Int64(1))
+        let warning = "warning: \(legacy) has no checksum (written by an older cnn-train or another tool); loaded without verification\n"
+
+        let eval = try run(ranks: 0, ["eval", "--checkpoint", legacy, "--dataset", "synthetic", "--synthetic-count", "300,40"])
+        XCTAssertEqual(eval.status, 0, eval.err)
+        XCTAssertEqual(eval.err, warning)
+        let resumed = try run(ranks: 0, common.map { $0 == "10" ? "12" : $0 } + ["--resume", legacy, "--checkpoint-dir", directory("from-legacy")])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(resumed.err, warning)
+        XCTAssertTrue(resumed.out.contains("resuming from \(legacy): step 10"), resumed.out)
+        let verify = try run(ranks: 0, ["inspect", "--verify", legacy])
+        XCTAssertEqual(verify.status, 0)
+        XCTAssertTrue(verify.out.hasPrefix("\(legacy): ok, unverified"), verify.out)
+    }
+
+    /// A file-size limit below a checkpoint's size, as a disk that fills up: the write fails
+    /// (EFBIG), the run says so and ends non-zero, and the previous checkpoint and `latest`
+    /// are as they were; nothing is left under a checkpoint's name, nor a temporary file.
+    func testAFullDiskLeavesThePreviousCheckpointAndLatestIntact() throws {
+        let dir = directory("full")
+        XCTAssertEqual(try run(ranks: 0, common + ["--checkpoint-dir", dir]).status, 0)
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        let newest = try Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt-step-000000010.h5"))
+        let latest = try String(contentsOfFile: dir + "/latest", encoding: .utf8)
+        XCTAssertEqual(latest, "ckpt-step-000000010.h5\n")
+        let limit = newest.count / 1024 / 4  // KiB: a quarter of a checkpoint
+
+        let full = try run(ranks: 0, common.map { $0 == "10" ? "14" : $0 } + ["--checkpoint-dir", dir, "--resume", "auto"],
+                           fileSizeLimit: limit)
+        XCTAssertNotEqual(full.status, 0, "the run reports the failed write")
+        XCTAssertTrue(full.out.contains("resuming from"), full.out)
+        let failed = dir + "/ckpt-step-000000012.h5"
+        XCTAssertTrue(full.err.hasPrefix("Error: \(failed): cannot write \(newest.count) bytes, stopped after \(limit * 1024) (File too large)"),
+                      full.err)
+        XCTAssertTrue(full.err.hasSuffix("'latest' still names ckpt-step-000000010.h5\n"), full.err)
+        XCTAssertEqual(full.err.split(separator: "\n").count, 1, "one line")
+
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), before, "no new name, no temporary file")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt-step-000000010.h5")), newest)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/latest", encoding: .utf8), latest)
+        let verify = try run(ranks: 0, ["inspect", "--verify", dir])
+        XCTAssertEqual(verify.status, 0, verify.out + verify.err)
     }
 }

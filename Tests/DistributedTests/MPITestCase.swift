@@ -22,13 +22,17 @@ class MPITestCase: XCTestCase {
     func binaryIsFloat64() throws -> Bool { try run(ranks: 0, ["version"]).out.contains("float64") }
 
     /// Runs `cnn-train` alone (ranks 0) or under `mpirun -n ranks`, with `environment` added
-    /// (and exported to every rank); ends it after `timeout`.
+    /// (and exported to every rank); ends it after `timeout`. Alone, `fileSizeLimit` (KiB)
+    /// runs it under `ulimit -f`, as on a disk that fills up.
     @discardableResult
     func run(ranks: Int, _ arguments: [String], mpmd: [String]? = nil, environment: [String: String] = [:],
-             timeout: Double = 120) throws -> Outcome {
+             fileSizeLimit: Int? = nil, timeout: Double = 120) throws -> Outcome {
         let process = Process()
         var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        if ranks == 0 {
+        if ranks == 0, let fileSizeLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"", Self.binary.path] + arguments
+        } else if ranks == 0 {
             process.executableURL = Self.binary
             process.arguments = arguments
         } else {

@@ -1,6 +1,7 @@
 import Checkpoint
 import Datasets
 import Foundation
+import HDF5
 import Models
 import Optim
 import Training
@@ -194,7 +195,7 @@ final class ModelWeightsTests: XCTestCase {
         try ModelWeights.save(a, to: path)
         XCTAssertEqual(try ModelWeights.modelName(in: path), "lenet-bn")
         let b = try ModelZoo.make("lenet-bn")
-        try ModelWeights.load(into: b, from: path)
+        XCTAssertEqual(try ModelWeights.load(into: b, from: path), .verified, "saved weights carry a checksum")
         // The file holds float32 (PyTorch's layout), whatever this build computes in.
         XCTAssertEqual(parameters(a).map { Real(Float($0)) }, parameters(b))
         XCTAssertEqual(b.batchNorms[0].layer.runningMean.array, [Real](repeating: 0.25, count: 6))

@@ -17,6 +17,7 @@ hid_t cnn_h5t_native_uint8(void);
 hid_t cnn_h5t_c_s1(void);
 hid_t cnn_h5p_link_create(void);
 hid_t cnn_h5p_file_access(void);
+hid_t cnn_h5p_file_create(void);
 /// Silences HDF5's default error stack printing; we report errors ourselves.
 void cnn_h5_silence_errors(void);
 
