@@ -61,9 +61,13 @@ enum OneDNN {
     static var effectiveISA: String { String(cString: dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa())) }
 
     /// Whether oneDNN may use native AVX512_BF16 instructions (the ISA value is a superset mask).
-    static var hasNativeBF16: Bool {
-        let isa = dnnl_get_effective_cpu_isa().rawValue
-        return isa & dnnl_cpu_isa_avx512_core_bf16.rawValue == dnnl_cpu_isa_avx512_core_bf16.rawValue
+    static var hasNativeBF16: Bool { effectiveISAIncludes(dnnl_cpu_isa_avx512_core_bf16) }
+
+    /// Whether oneDNN may use AVX-512 (core) instructions, which its bf16 kernels need at least.
+    static var hasAVX512Core: Bool { effectiveISAIncludes(dnnl_cpu_isa_avx512_core) }
+
+    private static func effectiveISAIncludes(_ isa: dnnl_cpu_isa_t) -> Bool {
+        dnnl_get_effective_cpu_isa().rawValue & isa.rawValue == isa.rawValue
     }
 
     // MARK: - Memory descriptors

@@ -117,6 +117,11 @@ public enum DNNLRuntime {
     /// without AVX-512 they are unimplemented and building one throws.
     public static var cpuHasBF16: Bool { OneDNN.hasNativeBF16 }
 
+    /// Whether bf16 primitives run here at all: oneDNN 2.6 implements them on AVX-512 cores
+    /// only (by emulation without AVX512_BF16). On AVX2 (e.g. AMD EPYC) building one throws
+    /// "unimplemented", and its f32 → bf16 reorder even drops the sign of −0.
+    public static var runsBF16: Bool { OneDNN.hasAVX512Core }
+
     /// The instruction set oneDNN dispatches to, e.g. "Intel AVX-512 with ... bfloat16 support".
     public static var instructionSet: String { OneDNN.effectiveISA }
 

@@ -98,6 +98,7 @@ final class BatchNormalizationTests: DNNLTestCase {
     }
 
     func testBF16DataWithF32StatisticsMatchesTheFormulas() throws {
+        try skipUnlessBF16()
         try check([2, 32, 3, 3], .bf16, .nChw16c, seed: 3)
     }
 

@@ -5,7 +5,7 @@ import XCTest
 /// Tolerances: `accumulated` (Support.swift): (terms + 1)·2⁻²⁴·Σ|terms|, plus 2⁻⁸·|value| for bf16.
 final class CombiningTests: DNNLTestCase {
     func testResidualAddAndWeightedSum() throws {
-        for dataType in [DataType.f32, .bf16] {
+        for dataType in dataTypes {
             let layout = try MemoryDescriptor.activations(2, 16, 3, 3, dataType, .nChw16c)
             var rng = SplitMix64(seed: 6)
             let (a, b, c) = (representable(rng.values(288), dataType), representable(rng.values(288), dataType),
@@ -58,7 +58,7 @@ final class CombiningTests: DNNLTestCase {
     func testInnerProductPassesMatchTheNaiveProducts() throws {
         let (n, c, h, w, o) = (3, 16, 2, 2, 10)
         let k = c * h * w
-        for dataType in [DataType.f32, .bf16] {
+        for dataType in dataTypes {
             var rng = SplitMix64(seed: 8)
             let x = representable(rng.values(n * k), dataType), wt = representable(rng.values(o * k), dataType)
             let b = rng.values(o), dy = representable(rng.values(n * o), dataType)

@@ -144,12 +144,12 @@ final class ConvolutionTests: DNNLTestCase {
     }
 
     func testBF16PassesMatchTheNaiveConvolutionOfTheRoundedInputs() throws {
+        try skipUnlessBF16()
         for (i, g) in Self.geometries.enumerated() { try check(g, .bf16, seed: UInt64(100 + i)) }
     }
 
     func testFusedReLUClampsTheForward() throws {
-        try check(Self.geometries[0], .f32, fusedReLU: true, seed: 7)
-        try check(Self.geometries[0], .bf16, fusedReLU: true, seed: 8)
+        for (i, dataType) in dataTypes.enumerated() { try check(Self.geometries[0], dataType, fusedReLU: true, seed: UInt64(7 + i)) }
     }
 
     func testAutoAlgorithmMatchesTheNaiveConvolution() throws {

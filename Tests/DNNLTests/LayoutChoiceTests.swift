@@ -13,7 +13,7 @@ final class LayoutChoiceTests: DNNLTestCase {
             ConvolutionGeometry(batch: 64, inputChannels: 64, height: 24, width: 24, outputChannels: 128, kernel: 1, stride: 2, hasBias: false),
             ConvolutionGeometry(batch: 64, inputChannels: 256, height: 6, width: 6, outputChannels: 512, kernel: 3, stride: 2, padding: 1, hasBias: false),
         ]
-        for dataType in [DataType.f32, .bf16] {
+        for dataType in dataTypes {
             for g in shapes {
                 let c = try Convolution(g, dataType: dataType)
                 let names = c.implementations

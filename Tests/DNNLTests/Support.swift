@@ -71,6 +71,14 @@ class DNNLTestCase: XCTestCase {
         Buffer.releaseAll()
         super.tearDown()
     }
+
+    /// Skips a bf16-only test on CPUs where oneDNN has no bf16 kernels (no AVX-512).
+    func skipUnlessBF16() throws {
+        try XCTSkipUnless(DNNLRuntime.runsBF16, "oneDNN \(DNNLRuntime.version) has no bf16 kernels on \(DNNLRuntime.instructionSet)")
+    }
+
+    /// The data types this CPU computes in: f32, and bf16 where oneDNN implements it.
+    var dataTypes: [DataType] { DNNLRuntime.runsBF16 ? [.f32, .bf16] : [.f32] }
 }
 
 /// PyTorch's plain layout for a tensor of `dims` (x, nc, nchw, or goihw for grouped weights).
