@@ -31,9 +31,11 @@ let package = Package(
         // What Swift cannot import from those headers: constants that are macros.
         .target(name: "CMPIShims", dependencies: ["CMPI"]),
         .target(name: "CHDF5Shims", dependencies: ["CHDF5"]),
+        // Parallel loops on oneDNN's OpenMP team (GNU libgomp, which libdnnl links).
+        .target(name: "CParallel", linkerSettings: [.linkedLibrary("gomp")]),
 
         // MARK: - Swift modules
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: realSettings),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CParallel"], swiftSettings: realSettings),
         .target(name: "NN", dependencies: ["Tensor", "DNNL"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Optim", dependencies: ["NN"]),

@@ -20,17 +20,8 @@ public final class Activation: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let y = Tensor.reuse(&output, shape: input.shape)
-        let x = input.data, out = y.data, n = input.count
-        switch kind {
-        case .relu: for i in 0..<n { out[i] = max(x[i], 0) }
-        case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + exp(-x[i])) }
-        case .tanh: for i in 0..<n { out[i] = tanh(x[i]) }
-        case .gelu: for i in 0..<n { out[i] = 0.5 * x[i] * (1 + erf(x[i] * Real(0.5.squareRoot()))) }
-        case .relu6: for i in 0..<n { out[i] = min(max(x[i], 0), 6) }
-        case .hardsigmoid: for i in 0..<n { out[i] = min(max(x[i] + 3, 0), 6) / 6 }
-        case .hardswish: for i in 0..<n { out[i] = x[i] * min(max(x[i] + 3, 0), 6) / 6 }
-        case .silu: for i in 0..<n { out[i] = x[i] / (1 + exp(-x[i])) }
-        }
+        let pass = Elementwise(kind: kind, x: input.data, y: y.data)
+        Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
         return y
     }
 
@@ -39,35 +30,62 @@ public final class Activation: Layer {
     /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        let x = input.data, dy = gradOutput.data, g = dx.data, n = input.count
+        let pass = Elementwise(kind: kind, x: input.data, y: output?.data, dy: gradOutput.data, dx: dx.data)
+        Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }
+        return dx
+    }
+}
+
+/// One activation pass over a range of elements.
+private struct Elementwise {
+    typealias Kind = Activation.Kind
+    let kind: Kind
+    let x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>?
+    var dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil
+
+    func forward(_ range: Range<Int>) {
+        let out = y!
+        switch kind {
+        case .relu: for i in range { out[i] = max(x[i], 0) }
+        case .sigmoid: for i in range { out[i] = 1 / (1 + exp(-x[i])) }
+        case .tanh: for i in range { out[i] = tanh(x[i]) }
+        case .gelu: for i in range { out[i] = 0.5 * x[i] * (1 + erf(x[i] * Real(0.5.squareRoot()))) }
+        case .relu6: for i in range { out[i] = min(max(x[i], 0), 6) }
+        case .hardsigmoid: for i in range { out[i] = min(max(x[i] + 3, 0), 6) / 6 }
+        case .hardswish: for i in range { out[i] = x[i] * min(max(x[i] + 3, 0), 6) / 6 }
+        case .silu: for i in range { out[i] = x[i] / (1 + exp(-x[i])) }
+        }
+    }
+
+    func backward(_ range: Range<Int>) {
+        let dy = dy!, g = dx!
         switch kind {
         case .relu:
-            for i in 0..<n { g[i] = x[i] > 0 ? dy[i] : 0 }
+            for i in range { g[i] = x[i] > 0 ? dy[i] : 0 }
         case .sigmoid:
-            let y = output!.data
-            for i in 0..<n { g[i] = dy[i] * y[i] * (1 - y[i]) }
+            let y = y!
+            for i in range { g[i] = dy[i] * y[i] * (1 - y[i]) }
         case .tanh:
-            let y = output!.data
-            for i in 0..<n { g[i] = dy[i] * (1 - y[i] * y[i]) }
+            let y = y!
+            for i in range { g[i] = dy[i] * (1 - y[i] * y[i]) }
         case .gelu:
             let invSqrt2 = Real(0.5.squareRoot()), invSqrt2Pi = Real(1 / (2 * Double.pi).squareRoot())
-            for i in 0..<n {
+            for i in range {
                 let cdf = 0.5 * (1 + erf(x[i] * invSqrt2))
                 let pdf = invSqrt2Pi * exp(-0.5 * x[i] * x[i])
                 g[i] = dy[i] * (cdf + x[i] * pdf)
             }
         case .relu6:
-            for i in 0..<n { g[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
+            for i in range { g[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
         case .hardsigmoid:
-            for i in 0..<n { g[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0 }
+            for i in range { g[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0 }
         case .hardswish:
-            for i in 0..<n { g[i] = x[i] < -3 ? 0 : x[i] > 3 ? dy[i] : dy[i] * (x[i] / 3 + 0.5) }
+            for i in range { g[i] = x[i] < -3 ? 0 : x[i] > 3 ? dy[i] : dy[i] * (x[i] / 3 + 0.5) }
         case .silu:
-            for i in 0..<n {
+            for i in range {
                 let s = 1 / (1 + exp(-x[i]))
                 g[i] = dy[i] * s * (1 + x[i] * (1 - s))
             }
         }
-        return dx
     }
 }

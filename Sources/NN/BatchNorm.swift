@@ -65,21 +65,10 @@ public final class BatchNorm: Layer {
         let n = input.shape[0], area = area(input.shape)
         let y = Tensor.reuse(&output, shape: input.shape)
         lastMode = mode
+        let pass = Pass(self, n: n, area: area, x: input.data, y: y.data)
         if mode == .training {
             // Σx and Σx² per channel, then (for sync BN) over every replica.
-            for c in 0..<channels {
-                var s: Double = 0, sq: Double = 0
-                for i in 0..<n {
-                    let x = input.data + (i * channels + c) * area
-                    for j in 0..<area {
-                        let v = Double(x[j])
-                        s += v
-                        sq += v * v
-                    }
-                }
-                sums[c] = s
-                sums[channels + c] = sq
-            }
+            Parallel.forEach(channels, grain: Parallel.grain(work: n * area), pass) { Parallel.arguments($0, as: Pass.self).sumInputs($1..<$2) }
             sums[2 * channels] = Double(n * area)
             reducer?.sumAcrossReplicas(sums)
             let count = sums[2 * channels]
@@ -100,14 +89,7 @@ public final class BatchNorm: Layer {
                 invStd[c] = Real(1 / (Double(runningVar.data[c]) + Double(eps)).squareRoot())
             }
         }
-        let gamma = weight.value.data, beta = bias.value.data
-        for i in 0..<n {
-            for c in 0..<channels {
-                let x = input.data + (i * channels + c) * area, out = y.data + (i * channels + c) * area
-                let scale = gamma[c] * invStd[c], shift = beta[c] - mean[c] * scale
-                for j in 0..<area { out[j] = x[j] * scale + shift }
-            }
-        }
+        Parallel.forEach(n * channels, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: Pass.self).normalize($1..<$2) }
         return y
     }
 
@@ -116,44 +98,99 @@ public final class BatchNorm: Layer {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], area = area(input.shape)
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        for c in 0..<channels {
-            var sumDy: Double = 0, sumDyXhat: Double = 0
-            let mu = mean[c], inv = invStd[c]
-            for i in 0..<n {
-                let x = input.data + (i * channels + c) * area, dy = gradOutput.data + (i * channels + c) * area
-                for j in 0..<area {
-                    sumDy += Double(dy[j])
-                    sumDyXhat += Double(dy[j]) * Double((x[j] - mu) * inv)
-                }
-            }
-            weight.grad.data[c] += Real(sumDyXhat)
-            bias.grad.data[c] += Real(sumDy)
-            sums[c] = sumDy
-            sums[channels + c] = sumDyXhat
-        }
-        let gamma = weight.value.data
+        let pass = Pass(self, n: n, area: area, x: input.data, dy: gradOutput.data, dx: dx.data)
+        Parallel.forEach(channels, grain: Parallel.grain(work: 2 * n * area), pass) { Parallel.arguments($0, as: Pass.self).sumGradients($1..<$2) }
         if lastMode == .training {
             sums[2 * channels] = Double(n * area)
             reducer?.sumAcrossReplicas(sums)
-            let count = sums[2 * channels]
-            for c in 0..<channels {
-                let mu = mean[c], inv = invStd[c], scale = gamma[c] * inv
-                let meanDy = Real(sums[c] / count), meanDyXhat = Real(sums[channels + c] / count)
+        }
+        Parallel.forEach(n * channels, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: Pass.self).inputGradient($1..<$2) }
+        return dx
+    }
+
+    /// One pass of batch norm over [N, C, area] data, split over channels (the sums) or over
+    /// planes (example, channel) for the elementwise parts. Every element's arithmetic is
+    /// the same on any split.
+    private struct Pass {
+        let n: Int, channels: Int, area: Int, training: Bool
+        let gamma: UnsafeMutablePointer<Real>, beta: UnsafeMutablePointer<Real>
+        let dGamma: UnsafeMutablePointer<Real>, dBeta: UnsafeMutablePointer<Real>
+        let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
+        let sums: UnsafeMutableBufferPointer<Double>
+        let x: UnsafeMutablePointer<Real>
+        var y: UnsafeMutablePointer<Real>? = nil, dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil
+
+        init(_ layer: BatchNorm, n: Int, area: Int, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>? = nil,
+             dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil) {
+            (self.n, channels, self.area, training) = (n, layer.channels, area, layer.lastMode == .training)
+            (gamma, beta, dGamma, dBeta) = (layer.weight.value.data, layer.bias.value.data, layer.weight.grad.data, layer.bias.grad.data)
+            (mean, invStd, sums) = (layer.mean, layer.invStd, layer.sums)
+            (self.x, self.y, self.dy, self.dx) = (x, y, dy, dx)
+        }
+
+        /// Σx and Σx² of each channel into sums[c] and sums[C + c].
+        func sumInputs(_ range: Range<Int>) {
+            for c in range {
+                var s: Double = 0, sq: Double = 0
                 for i in 0..<n {
-                    let x = input.data + (i * channels + c) * area, dy = gradOutput.data + (i * channels + c) * area
-                    let g = dx.data + (i * channels + c) * area
-                    for j in 0..<area { g[j] = scale * (dy[j] - meanDy - (x[j] - mu) * inv * meanDyXhat) }
+                    let x = x + (i * channels + c) * area
+                    for j in 0..<area {
+                        let v = Double(x[j])
+                        s += v
+                        sq += v * v
+                    }
                 }
-            }
-        } else {
-            for c in 0..<channels {
-                let scale = gamma[c] * invStd[c]
-                for i in 0..<n {
-                    let dy = gradOutput.data + (i * channels + c) * area, g = dx.data + (i * channels + c) * area
-                    for j in 0..<area { g[j] = scale * dy[j] }
-                }
+                sums[c] = s
+                sums[channels + c] = sq
             }
         }
-        return dx
+
+        /// y = γ·(x − μ)/σ + β, plane by plane.
+        func normalize(_ planes: Range<Int>) {
+            let y = y!
+            for p in planes {
+                let c = p % channels, x = x + p * area, out = y + p * area
+                let scale = gamma[c] * invStd[c], shift = beta[c] - mean[c] * scale
+                for j in 0..<area { out[j] = x[j] * scale + shift }
+            }
+        }
+
+        /// Σdy and Σdy·x̂ of each channel: added to the bias and weight gradients, and kept
+        /// in sums[c] and sums[C + c] for the input gradient.
+        func sumGradients(_ range: Range<Int>) {
+            let dy = dy!
+            for c in range {
+                var sumDy: Double = 0, sumDyXhat: Double = 0
+                let mu = mean[c], inv = invStd[c]
+                for i in 0..<n {
+                    let x = x + (i * channels + c) * area, dy = dy + (i * channels + c) * area
+                    for j in 0..<area {
+                        sumDy += Double(dy[j])
+                        sumDyXhat += Double(dy[j]) * Double((x[j] - mu) * inv)
+                    }
+                }
+                dGamma[c] += Real(sumDyXhat)
+                dBeta[c] += Real(sumDy)
+                sums[c] = sumDy
+                sums[channels + c] = sumDyXhat
+            }
+        }
+
+        /// Training: dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the means over the
+        /// (global) batch's sums; evaluation: dx = γ/σ · dy.
+        func inputGradient(_ planes: Range<Int>) {
+            let dy = dy!, dx = dx!
+            for p in planes {
+                let c = p % channels, dy = dy + p * area, g = dx + p * area
+                let scale = gamma[c] * invStd[c]
+                guard training else {
+                    for j in 0..<area { g[j] = scale * dy[j] }
+                    continue
+                }
+                let count = sums[2 * channels], x = x + p * area, mu = mean[c], inv = invStd[c]
+                let meanDy = Real(sums[c] / count), meanDyXhat = Real(sums[channels + c] / count)
+                for j in 0..<area { g[j] = scale * (dy[j] - meanDy - (x[j] - mu) * inv * meanDyXhat) }
+            }
+        }
     }
 }

@@ -168,7 +168,8 @@ public final class Residual: Container {
         let main = body.forward(input, mode: mode)
         let side = shortcut?.forward(input, mode: mode) ?? input
         let y = Tensor.reuse(&output, shape: main.shape)
-        for i in 0..<y.count { y.data[i] = main.data[i] + side.data[i] }
+        let sum = ElementwiseSum(a: main.data, b: side.data, sum: y.data)
+        Parallel.forEach(y.count, grain: Parallel.grain(work: 1), sum) { Parallel.arguments($0, as: ElementwiseSum.self)($1..<$2) }
         return y
     }
 
@@ -275,5 +276,14 @@ public final class ChannelScale: Container {
             for i in 0..<area { g[i] += dy[i] * s }
         }
         return dx
+    }
+}
+
+/// sum = a + b over a range of elements.
+private struct ElementwiseSum {
+    let a: UnsafeMutablePointer<Real>, b: UnsafeMutablePointer<Real>, sum: UnsafeMutablePointer<Real>
+
+    func callAsFunction(_ range: Range<Int>) {
+        for i in range { sum[i] = a[i] + b[i] }
     }
 }

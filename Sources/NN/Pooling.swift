@@ -35,76 +35,102 @@ public final class Pool2d: Layer {
 
     // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        let planes = input.shape[0] * input.shape[1], h = input.shape[2], w = input.shape[3]
-        let (outH, outW) = window.outputSize(height: h, width: w)
+        let (outH, outW) = window.outputSize(height: input.shape[2], width: input.shape[3])
         let y = Tensor.reuse(&output, shape: Shape(input.shape[0], input.shape[1], outH, outW))
-        // Pooling windows are square (see init).
-        let k = window.height.kernel, s = window.height.stride, p = window.height.padding
         if kind == .max && argmaxCount < y.count {
             argmax?.deallocate()
             argmax = .allocate(capacity: y.count)
             argmaxCount = y.count
         }
-        let divisor = Real(k * k)
-        for plane in 0..<planes {
-            let x = input.data + plane * h * w, out = y.data + plane * outH * outW
-            for oy in 0..<outH {
-                let y0 = oy * s - p, yStart = max(y0, 0), yEnd = min(y0 + k, h)
-                for ox in 0..<outW {
-                    let x0 = ox * s - p, xStart = max(x0, 0), xEnd = min(x0 + k, w)
-                    let o = oy * outW + ox
-                    switch kind {
-                    case .max:
-                        var best = -Real.infinity, at = -1
-                        for iy in yStart..<yEnd {
-                            for ix in xStart..<xEnd where x[iy * w + ix] > best || x[iy * w + ix].isNaN || at < 0 {
-                                best = x[iy * w + ix]
-                                at = iy * w + ix
-                            }
-                        }
-                        out[o] = best
-                        argmax![plane * outH * outW + o] = Int32(at)
-                    case .average:
-                        var sum: Real = 0
-                        for iy in yStart..<yEnd {
-                            for ix in xStart..<xEnd { sum += x[iy * w + ix] }
-                        }
-                        out[o] = sum / divisor
-                    }
-                }
-            }
-        }
+        let pass = Pass(kind: kind, window: window, input: input.shape, outH: outH, outW: outW,
+                        x: input.data, y: y.data, argmax: argmax)
+        Parallel.forEach(pass.planes, grain: pass.grain, pass) { Parallel.arguments($0, as: Pass.self).forward($1..<$2) }
         return y
     }
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        let planes = input.shape[0] * input.shape[1], h = input.shape[2], w = input.shape[3]
-        let outH = gradOutput.shape[2], outW = gradOutput.shape[3]
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        dx.fill(0)
+        let pass = Pass(kind: kind, window: window, input: input.shape, outH: gradOutput.shape[2], outW: gradOutput.shape[3],
+                        x: dx.data, y: gradOutput.data, argmax: argmax)
+        Parallel.forEach(pass.planes, grain: pass.grain, pass) { Parallel.arguments($0, as: Pass.self).backward($1..<$2) }
+        return dx
+    }
+
+    /// Pooling over a range of planes (example, channel), which are independent: x and y
+    /// hold the input and output, or in backward the input gradient and output gradient.
+    private struct Pass {
+        let kind: Kind
+        let planes: Int, h: Int, w: Int, outH: Int, outW: Int
         // Pooling windows are square (see init).
-        let k = window.height.kernel, s = window.height.stride, p = window.height.padding
-        let divisor = Real(k * k)
-        for plane in 0..<planes {
-            let g = dx.data + plane * h * w, dy = gradOutput.data + plane * outH * outW
-            switch kind {
-            case .max:
-                let winners = argmax! + plane * outH * outW
-                for o in 0..<(outH * outW) { g[Int(winners[o])] += dy[o] }
-            case .average:
+        let k: Int, s: Int, p: Int
+        let x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>
+        let argmax: UnsafeMutablePointer<Int32>?
+
+        init(kind: Kind, window: Window2D, input: Shape, outH: Int, outW: Int,
+             x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>, argmax: UnsafeMutablePointer<Int32>?) {
+            (self.kind, planes, h, w, self.outH, self.outW) = (kind, input[0] * input[1], input[2], input[3], outH, outW)
+            (k, s, p) = (window.height.kernel, window.height.stride, window.height.padding)
+            (self.x, self.y, self.argmax) = (x, y, argmax)
+        }
+
+        var grain: Int { Parallel.grain(work: outH * outW * k * k) }
+
+        func forward(_ range: Range<Int>) {
+            let divisor = Real(k * k)
+            for plane in range {
+                let x = x + plane * h * w, out = y + plane * outH * outW
                 for oy in 0..<outH {
                     let y0 = oy * s - p, yStart = max(y0, 0), yEnd = min(y0 + k, h)
                     for ox in 0..<outW {
                         let x0 = ox * s - p, xStart = max(x0, 0), xEnd = min(x0 + k, w)
-                        let share = dy[oy * outW + ox] / divisor
-                        for iy in yStart..<yEnd {
-                            for ix in xStart..<xEnd { g[iy * w + ix] += share }
+                        let o = oy * outW + ox
+                        switch kind {
+                        case .max:
+                            var best = -Real.infinity, at = -1
+                            for iy in yStart..<yEnd {
+                                for ix in xStart..<xEnd where x[iy * w + ix] > best || x[iy * w + ix].isNaN || at < 0 {
+                                    best = x[iy * w + ix]
+                                    at = iy * w + ix
+                                }
+                            }
+                            out[o] = best
+                            argmax![plane * outH * outW + o] = Int32(at)
+                        case .average:
+                            var sum: Real = 0
+                            for iy in yStart..<yEnd {
+                                for ix in xStart..<xEnd { sum += x[iy * w + ix] }
+                            }
+                            out[o] = sum / divisor
                         }
                     }
                 }
             }
         }
-        return dx
+
+        /// x: the input gradient (zeroed here), y: the output gradient.
+        func backward(_ range: Range<Int>) {
+            let divisor = Real(k * k)
+            for plane in range {
+                let g = x + plane * h * w, dy = y + plane * outH * outW
+                g.update(repeating: 0, count: h * w)
+                switch kind {
+                case .max:
+                    let winners = argmax! + plane * outH * outW
+                    for o in 0..<(outH * outW) { g[Int(winners[o])] += dy[o] }
+                case .average:
+                    for oy in 0..<outH {
+                        let y0 = oy * s - p, yStart = max(y0, 0), yEnd = min(y0 + k, h)
+                        for ox in 0..<outW {
+                            let x0 = ox * s - p, xStart = max(x0, 0), xEnd = min(x0 + k, w)
+                            let share = dy[oy * outW + ox] / divisor
+                            for iy in yStart..<yEnd {
+                                for ix in xStart..<xEnd { g[iy * w + ix] += share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

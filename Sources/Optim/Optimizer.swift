@@ -60,22 +60,36 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
-        let p = values.base, g = gradients.base, n = values.count
-        let lr = learningRate, wd = weightDecay, mu = momentum
-        if mu == 0 {
-            for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
-        } else {
-            let first = momentumBuffer == nil
-            if first { momentumBuffer = Storage(count: n) }
-            let b = momentumBuffer!.base
-            for i in 0..<n {
+        // PyTorch starts the momentum buffer at the first step's direction.
+        let first = momentumBuffer == nil
+        if momentum != 0 && first { momentumBuffer = Storage(count: values.count) }
+        let update = Update(p: values.base, g: gradients.base, buffer: momentumBuffer?.base, learningRate: learningRate,
+                            weightDecay: weightDecay, momentum: momentum, nesterov: nesterov, first: first)
+        Parallel.forEach(values.count, grain: Parallel.grain(work: 1), update) { Parallel.arguments($0, as: Update.self)($1..<$2) }
+        stepCount += 1
+    }
+}
+
+extension SGD {
+    /// The update of a range of parameters; every element on its own, so any split over
+    /// threads gives the same bits.
+    private struct Update {
+        let p: UnsafeMutablePointer<Real>, g: UnsafeMutablePointer<Real>, buffer: UnsafeMutablePointer<Real>?
+        let learningRate: Real, weightDecay: Real, momentum: Real, nesterov: Bool, first: Bool
+
+        func callAsFunction(_ range: Range<Int>) {
+            let lr = learningRate, wd = weightDecay, mu = momentum
+            guard let b = buffer, mu != 0 else {
+                for i in range { p[i] -= lr * (g[i] + wd * p[i]) }
+                return
+            }
+            for i in range {
                 var d = g[i] + wd * p[i]
                 b[i] = first ? d : mu * b[i] + d
                 d = nesterov ? d + mu * b[i] : b[i]
                 p[i] -= lr * d
             }
         }
-        stepCount += 1
     }
 }
 
@@ -125,17 +139,30 @@ public final class Adam: Optimizer {
 
     public func step() {
         stepCount += 1
-        let p = values.base, g = gradients.base, m = expAvg.base, v = expAvgSq.base
-        let lr = learningRate, wd = weightDecay, b1 = beta1, b2 = beta2
         let t = Real(stepCount)
-        let correction1 = 1 - pow(b1, t), correction2Root = (1 - pow(b2, t)).squareRoot()
-        let stepSize = lr / correction1
-        for i in 0..<values.count {
-            var grad = g[i]
-            if decoupled { p[i] *= 1 - lr * wd } else { grad += wd * p[i] }
-            m[i] += (grad - m[i]) * (1 - b1)
-            v[i] = b2 * v[i] + (1 - b2) * grad * grad
-            p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        let correction1 = 1 - pow(beta1, t), correction2Root = (1 - pow(beta2, t)).squareRoot()
+        let stepSize = learningRate / correction1
+        let update = Update(p: values.base, g: gradients.base, m: expAvg.base, v: expAvgSq.base, learningRate: learningRate,
+                            weightDecay: weightDecay, beta1: beta1, beta2: beta2, eps: eps, decoupled: decoupled,
+                            stepSize: stepSize, correction2Root: correction2Root)
+        Parallel.forEach(values.count, grain: Parallel.grain(work: 4), update) { Parallel.arguments($0, as: Update.self)($1..<$2) }
+    }
+
+    /// The update of a range of parameters, element by element.
+    private struct Update {
+        let p: UnsafeMutablePointer<Real>, g: UnsafeMutablePointer<Real>, m: UnsafeMutablePointer<Real>, v: UnsafeMutablePointer<Real>
+        let learningRate: Real, weightDecay: Real, beta1: Real, beta2: Real, eps: Real, decoupled: Bool
+        let stepSize: Real, correction2Root: Real
+
+        func callAsFunction(_ range: Range<Int>) {
+            let lr = learningRate, wd = weightDecay, b1 = beta1, b2 = beta2
+            for i in range {
+                var grad = g[i]
+                if decoupled { p[i] *= 1 - lr * wd } else { grad += wd * p[i] }
+                m[i] += (grad - m[i]) * (1 - b1)
+                v[i] = b2 * v[i] + (1 - b2) * grad * grad
+                p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+            }
         }
     }
 }

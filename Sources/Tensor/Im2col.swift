@@ -63,41 +63,10 @@ public func im2col(
     _ image: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
     window: Window2D, into columns: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
-    let (outH, outW) = window.outputSize(height: height, width: width)
-    let v = window.height, u = window.width
-    let ld = leadingDimension ?? outH * outW
-    var row = columns
-    for c in 0..<channels {
-        let plane = image + c * height * width
-        for ky in 0..<v.kernel {
-            for kx in 0..<u.kernel {
-                // Output columns ox whose tap lands inside the row: first..<last.
-                let shift = kx * u.dilation - u.padding
-                let first = min(outW, max(0, (-shift + u.stride - 1) / u.stride))
-                let last = max(first, min(outW, (width - shift + u.stride - 1) / u.stride))
-                for oy in 0..<outH {
-                    let iy = oy * v.stride - v.padding + ky * v.dilation
-                    let out = row + oy * outW
-                    if iy < 0 || iy >= height {
-                        out.update(repeating: 0, count: outW)
-                        continue
-                    }
-                    let line = plane + iy * width
-                    if u.stride == 1 {
-                        // Contiguous run: zeros left of the image, a copy, zeros right of it.
-                        if first > 0 { out.update(repeating: 0, count: first) }
-                        if last > first { (out + first).update(from: line + (first + shift), count: last - first) }
-                        if last < outW { (out + last).update(repeating: 0, count: outW - last) }
-                    } else {
-                        if first > 0 { out.update(repeating: 0, count: first) }
-                        for ox in first..<last { out[ox] = line[ox * u.stride + shift] }
-                        if last < outW { (out + last).update(repeating: 0, count: outW - last) }
-                    }
-                }
-                row += ld
-            }
-        }
-    }
+    let unfolding = Unfolding(image: UnsafeMutablePointer(mutating: image), columns: columns, height: height, width: width,
+                              window: window, leadingDimension: leadingDimension)
+    // Channels are independent: each thread unfolds whole channels.
+    Parallel.forEach(channels, grain: unfolding.grain, unfolding) { Parallel.arguments($0, as: Unfolding.self).unfold($1..<$2) }
 }
 
 /// Folds a column matrix back onto an image, summing overlaps: the adjoint of `im2col`.
@@ -107,30 +76,89 @@ public func col2im(
     _ columns: UnsafePointer<Real>, channels: Int, height: Int, width: Int,
     window: Window2D, into image: UnsafeMutablePointer<Real>, leadingDimension: Int? = nil
 ) {
-    let (outH, outW) = window.outputSize(height: height, width: width)
-    let v = window.height, u = window.width
-    let ld = leadingDimension ?? outH * outW
-    var row = columns
-    for c in 0..<channels {
-        let plane = image + c * height * width
-        for ky in 0..<v.kernel {
-            for kx in 0..<u.kernel {
-                // Output columns ox whose tap lands inside the row: first..<last.
-                let shift = kx * u.dilation - u.padding
-                let first = min(outW, max(0, (-shift + u.stride - 1) / u.stride))
-                let last = max(first, min(outW, (width - shift + u.stride - 1) / u.stride))
-                for oy in 0..<outH {
-                    let iy = oy * v.stride - v.padding + ky * v.dilation
-                    if iy < 0 || iy >= height { continue }
-                    let line = plane + iy * width + shift
-                    let src = row + oy * outW
-                    var ox = first
-                    while ox < last {
-                        line[ox * u.stride] += src[ox]
-                        ox += 1
+    let unfolding = Unfolding(image: image, columns: UnsafeMutablePointer(mutating: columns), height: height, width: width,
+                              window: window, leadingDimension: leadingDimension)
+    // Each channel's taps add onto that channel's plane only.
+    Parallel.forEach(channels, grain: unfolding.grain, unfolding) { Parallel.arguments($0, as: Unfolding.self).fold($1..<$2) }
+}
+
+/// One image and its column matrix, for unfolding or folding a range of channels.
+private struct Unfolding {
+    let image: UnsafeMutablePointer<Real>, columns: UnsafeMutablePointer<Real>
+    let height: Int, width: Int, window: Window2D, outH: Int, outW: Int, leadingDimension: Int
+
+    init(image: UnsafeMutablePointer<Real>, columns: UnsafeMutablePointer<Real>, height: Int, width: Int,
+         window: Window2D, leadingDimension: Int?) {
+        (self.image, self.columns, self.height, self.width, self.window) = (image, columns, height, width, window)
+        (outH, outW) = window.outputSize(height: height, width: width)
+        self.leadingDimension = leadingDimension ?? outH * outW
+    }
+
+    /// Channels per thread at least.
+    var grain: Int { Parallel.grain(work: window.taps * outH * outW) }
+
+    /// The output columns ox whose tap at kernel column `kx` lands inside a row: first..<last,
+    /// and the tap's offset from ox·stride.
+    private func inside(_ kx: Int) -> (first: Int, last: Int, shift: Int) {
+        let u = window.width
+        let shift = kx * u.dilation - u.padding
+        let first = min(outW, max(0, (-shift + u.stride - 1) / u.stride))
+        let last = max(first, min(outW, (width - shift + u.stride - 1) / u.stride))
+        return (first, last, shift)
+    }
+
+    func unfold(_ channels: Range<Int>) {
+        let v = window.height, u = window.width
+        for c in channels {
+            let plane = image + c * height * width
+            var row = columns + c * window.taps * leadingDimension
+            for ky in 0..<v.kernel {
+                for kx in 0..<u.kernel {
+                    let (first, last, shift) = inside(kx)
+                    for oy in 0..<outH {
+                        let iy = oy * v.stride - v.padding + ky * v.dilation
+                        let out = row + oy * outW
+                        if iy < 0 || iy >= height {
+                            out.update(repeating: 0, count: outW)
+                            continue
+                        }
+                        let line = plane + iy * width
+                        if first > 0 { out.update(repeating: 0, count: first) }
+                        if u.stride == 1 {
+                            // Contiguous run: zeros left of the image, a copy, zeros right of it.
+                            if last > first { (out + first).update(from: line + (first + shift), count: last - first) }
+                        } else {
+                            for ox in first..<last { out[ox] = line[ox * u.stride + shift] }
+                        }
+                        if last < outW { (out + last).update(repeating: 0, count: outW - last) }
                     }
+                    row += leadingDimension
                 }
-                row += ld
+            }
+        }
+    }
+
+    func fold(_ channels: Range<Int>) {
+        let v = window.height, u = window.width
+        for c in channels {
+            let plane = image + c * height * width
+            var row = UnsafePointer(columns + c * window.taps * leadingDimension)
+            for ky in 0..<v.kernel {
+                for kx in 0..<u.kernel {
+                    let (first, last, shift) = inside(kx)
+                    for oy in 0..<outH {
+                        let iy = oy * v.stride - v.padding + ky * v.dilation
+                        if iy < 0 || iy >= height { continue }
+                        let line = plane + iy * width + shift
+                        let src = row + oy * outW
+                        var ox = first
+                        while ox < last {
+                            line[ox * u.stride] += src[ox]
+                            ox += 1
+                        }
+                    }
+                    row += leadingDimension
+                }
             }
         }
     }

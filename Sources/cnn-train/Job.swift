@@ -13,15 +13,15 @@ final class Job {
 
     init(_ compute: ComputeOptions) {
         communicator = MPICommunicator.isLaunchedByMPI ? MPICommunicator() : SingleProcess()
-        // The ranks of a host share its cores; OpenBLAS and oneDNN (OpenMP) run one at a
-        // time, so each gets the rank's share.
+        // The ranks of a host share its cores; OpenBLAS and the OpenMP team (oneDNN and our
+        // own parallel loops) run one at a time, so each gets the rank's share.
         if let threads = compute.threads {
             BLAS.threads = threads
         } else if communicator.localSize > 1 {
             BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.localSize)
         }
         if let engine = compute.engine { ConvolutionEngine.current = engine }
-        if ConvolutionEngine.current == .dnnl { DNNLRuntime.threads = BLAS.threads }
+        Parallel.threads = BLAS.threads
     }
 
     var isRoot: Bool { communicator.isRoot }

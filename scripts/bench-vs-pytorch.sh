@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# cnn-train's training step against PyTorch's on the same cores, model by model, in one
+# sitting (the machine is shared: compare the ratios, not numbers from different runs).
+#
+#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-pytorch.sh [--threads T] [--batch B] [--engine E] [--repeat R] MODEL...
+#
+# For each model, R rounds of `cnn-train bench` and scripts/bench_pytorch.py alternate; the
+# table gives each side's median images/s and their ratio. OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE are unset, as users run. PYTHON must have torch (never a project dependency).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=$(nproc) batch=64 engine=dnnl repeat=3 models=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --threads) threads="$2"; shift 2 ;;
+        --batch) batch="$2"; shift 2 ;;
+        --engine) engine="$2"; shift 2 ;;
+        --repeat) repeat="$2"; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) models+=("$1"); shift ;;
+    esac
+done
+[ ${#models[@]} -gt 0 ] || models=(lenet lenet-bn alexnet vgg11 nin googlenet resnet18 resnet34 densenet)
+python="${PYTHON:-python3}"
+"$python" -c "import torch" 2>/dev/null || { echo "bench-vs-pytorch: $python has no torch (set PYTHON)" >&2; exit 2; }
+binary="${CNN_TRAIN:-.build/release/cnn-train}"
+[ -x "$binary" ] || { echo "bench-vs-pytorch: $binary is not built (swift build -c release)" >&2; exit 2; }
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+
+results=$(mktemp)
+for model in "${models[@]}"; do
+    for _ in $(seq "$repeat"); do
+        echo "ours $("$binary" bench "$model" --batch "$batch" --threads "$threads" --engine "$engine" --steps 3 --json | tail -1)" >> "$results"
+        echo "torch $("$python" scripts/bench_pytorch.py "$model" --batch "$batch" --threads "$threads" --steps 3)" >> "$results"
+    done
+done
+"$python" - "$results" "$threads" "$batch" "$engine" <<'PY'
+import json, statistics, sys
+path, threads, batch, engine = sys.argv[1:]
+rows = {}
+for line in open(path):
+    side, text = line.split(" ", 1)
+    d = json.loads(text)
+    rows.setdefault(d["model"], {}).setdefault(side, []).append(d["images_per_sec"])
+print(f"batch {batch}, {threads} thread(s), cnn-train engine {engine}; median images/s")
+print("| model | cnn-train | PyTorch | ratio |")
+print("|---|---:|---:|---:|")
+for model, r in rows.items():
+    ours, torch = statistics.median(r["ours"]), statistics.median(r["torch"])
+    print(f"| {model} | {ours:.1f} | {torch:.1f} | {ours / torch:.2f} |")
+PY
+rm -f "$results"

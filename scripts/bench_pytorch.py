@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""PyTorch's CPU training step on the reference networks: the yardstick for `cnn-train bench`.
+
+Times what `cnn-train bench` times, on random data: forward, mean cross-entropy, backward,
+SGD update (momentum 0.9, weight decay 5e-4). Prints one JSON line with images/s.
+Needs torch (a venv outside the project: pip install /opt/wheels/torch-*.whl).
+
+    python3 scripts/bench_pytorch.py resnet18 --batch 64 --threads 2
+"""
+import argparse, importlib.util, json, os, time
+
+import torch
+import torch.nn.functional as F
+
+here = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location("models", os.path.join(here, "..", "Tests", "GoldenTests", "Fixtures", "models.py"))
+models = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(models)
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("model", choices=sorted(models.MODELS))
+parser.add_argument("--batch", type=int, default=64)
+parser.add_argument("--side", type=int, help="input side (default: the model's D2L side)")
+parser.add_argument("--steps", type=int, default=5)
+parser.add_argument("--warmup", type=int, default=1)
+parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
+args = parser.parse_args()
+
+if args.threads:
+    torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+channels = models.INPUT_CHANNELS.get(args.model, 1)
+side = args.side or models.INPUT_SIDE[args.model]
+net = models.MODELS[args.model](cin=channels, classes=10) if channels != 1 else models.MODELS[args.model]()
+net.train()
+optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+x = torch.rand(args.batch, channels, side, side)
+labels = torch.randint(0, 10, (args.batch,))
+
+
+def step():
+    optimizer.zero_grad(set_to_none=False)
+    F.cross_entropy(net(x), labels).backward()
+    optimizer.step()
+
+
+for _ in range(args.warmup):
+    step()
+start = time.perf_counter()
+for _ in range(args.steps):
+    step()
+seconds = (time.perf_counter() - start) / args.steps
+print(json.dumps({"model": args.model, "batch": args.batch, "side": side, "threads": torch.get_num_threads(),
+                  "torch": torch.__version__, "seconds_per_step": seconds, "images_per_sec": args.batch / seconds}))
