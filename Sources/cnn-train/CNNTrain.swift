@@ -18,7 +18,7 @@ struct CNNTrain: ParsableCommand {
     /// As ArgumentParser's, except that under mpirun only rank 0 reports an error every rank
     /// hit alike (a bad argument), so it is printed once.
     static func main() {
-        BLASKernel.upgradeIfFallback()
+        LoadTimeSettings.applyBeforeStart()
         // Past a file-size limit (ulimit -f), write() then fails with EFBIG and the run reports
         // it, instead of the process being killed without a word by SIGXFSZ.
         signal(SIGXFSZ, SIG_IGN)

@@ -2,6 +2,8 @@ import ArgumentParser
 import CHDF5
 import CMPI
 import CZlib
+import DNNL
+import Foundation
 import Tensor
 
 /// `cnn-train version`: which C libraries this binary runs on, for bug reports.
@@ -14,6 +16,8 @@ struct VersionCommand: ParsableCommand {
     func run() {
         print("cnn-train 0.1 (tensors: \(MemoryLayout<Real>.size == 8 ? "float64" : "float32"))")
         print("OpenBLAS: core \(BLAS.coreName), \(BLAS.threads) thread(s)")
+        let waitPolicy = ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "the library's default"
+        print("OpenMP (oneDNN \(DNNLRuntime.version) on \(DNNLRuntime.instructionSet), parallel loops): \(Parallel.threads) thread(s), wait policy \(waitPolicy)")
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         print("HDF5: \(major).\(minor).\(release)")

@@ -64,6 +64,16 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try run(["version"], environment: environment).out.contains("core Prescott,"))
     }
 
+    /// OpenMP's threads wait passively unless the user chose (they would spin on the cores
+    /// OpenBLAS's threads need); libgomp reads the policy only when it is loaded.
+    func testOpenMPWaitsPassivelyUnlessTheUserChose() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMP_WAIT_POLICY"] = nil
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("wait policy PASSIVE"))
+        environment["OMP_WAIT_POLICY"] = "active"
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("wait policy active"))
+    }
+
     func testBadInputEndsWithAnErrorAndNonZeroStatus() throws {
         let unknown = try run(["resnet50"])
         XCTAssertNotEqual(unknown.status, 0)
