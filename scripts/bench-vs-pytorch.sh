@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
         *) models+=("$1"); shift ;;
     esac
 done
-[ ${#models[@]} -gt 0 ] || models=(lenet lenet-bn alexnet vgg11 nin googlenet resnet18 resnet34 densenet)
+# Default: every network of `cnn-train models` that reference/models.py defines.
+[ ${#models[@]} -gt 0 ] || models=(lenet lenet-bn alexnet vgg11 nin googlenet resnet18 resnet34 densenet cifar-cnn preact-resnet18 se-resnet18)
 python="${PYTHON:-python3}"
 "$python" -c "import torch" 2>/dev/null || { echo "bench-vs-pytorch: $python has no torch (set PYTHON)" >&2; exit 2; }
 binary="${CNN_TRAIN:-.build/release/cnn-train}"
@@ -41,12 +42,15 @@ rows = {}
 for line in open(path):
     side, text = line.split(" ", 1)
     d = json.loads(text)
-    rows.setdefault(d["model"], {}).setdefault(side, []).append(d["images_per_sec"])
-print(f"batch {batch}, {threads} thread(s), cnn-train engine {engine}; median images/s")
-print("| model | cnn-train | PyTorch | ratio |")
-print("|---|---:|---:|---:|")
+    rows.setdefault(d["model"], {}).setdefault(side, []).append(d)
+print(f"batch {batch}, {threads} thread(s), cnn-train engine {engine}; medians over the rounds")
+print("| model | side | cnn-train images/s | PyTorch images/s | ratio | cnn-train GFLOP/s | PyTorch GFLOP/s | peak MB cnn-train | peak MB PyTorch |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for model, r in rows.items():
-    ours, torch = statistics.median(r["ours"]), statistics.median(r["torch"])
-    print(f"| {model} | {ours:.1f} | {torch:.1f} | {ours / torch:.2f} |")
+    ours, torch = statistics.median(d["images_per_sec"] for d in r["ours"]), statistics.median(d["images_per_sec"] for d in r["torch"])
+    flops_per_image = r["ours"][0]["gflops"] / r["ours"][0]["images_per_sec"]  # the same network on both sides
+    memory = [max(d["peak_rss_mb"] for d in r[s]) for s in ("ours", "torch")]
+    print(f"| {model} | {r['ours'][0]['side']} | {ours:.1f} | {torch:.1f} | {ours / torch:.2f} | {ours * flops_per_image:.1f} "
+          f"| {torch * flops_per_image:.1f} | {memory[0]:.0f} | {memory[1]:.0f} |")
 PY
 rm -f "$results"

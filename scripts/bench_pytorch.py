@@ -2,12 +2,13 @@
 """PyTorch's CPU training step on the reference networks: the yardstick for `cnn-train bench`.
 
 Times what `cnn-train bench` times, on random data: forward, mean cross-entropy, backward,
-SGD update (momentum 0.9, weight decay 5e-4). Prints one JSON line with images/s.
+plain SGD update (learning rate 0.01). Prints one JSON line with images/s and peak resident
+memory.
 Needs torch (a venv outside the project: pip install /opt/wheels/torch-*.whl).
 
     python3 scripts/bench_pytorch.py resnet18 --batch 64 --threads 2
 """
-import argparse, importlib.util, json, os, time
+import argparse, importlib.util, json, os, resource, time
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +30,11 @@ args = parser.parse_args()
 if args.threads:
     torch.set_num_threads(args.threads)
 torch.manual_seed(0)
-channels = models.INPUT_CHANNELS.get(args.model, 1)
+channels = 1  # as `cnn-train bench` builds every network
 side = args.side or models.INPUT_SIDE[args.model]
-net = models.MODELS[args.model](cin=channels, classes=10) if channels != 1 else models.MODELS[args.model]()
+net = models.MODELS[args.model](cin=channels, classes=10)
 net.train()
-optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
 x = torch.rand(args.batch, channels, side, side)
 labels = torch.randint(0, 10, (args.batch,))
 
@@ -51,4 +52,5 @@ for _ in range(args.steps):
     step()
 seconds = (time.perf_counter() - start) / args.steps
 print(json.dumps({"model": args.model, "batch": args.batch, "side": side, "threads": torch.get_num_threads(),
-                  "torch": torch.__version__, "seconds_per_step": seconds, "images_per_sec": args.batch / seconds}))
+                  "torch": torch.__version__, "seconds_per_step": seconds, "images_per_sec": args.batch / seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 * 1.048576}))

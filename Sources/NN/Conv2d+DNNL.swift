@@ -1,13 +1,13 @@
 import DNNL
 
-/// Which library computes convolutions: OpenBLAS through im2col (the reference, the default,
-/// and the only one in the float64 build) or oneDNN's blocked-layout kernels (`--engine dnnl`;
-/// still reordering at every layer's edges, so not yet the default).
+/// Which library computes convolutions: oneDNN's kernels (the default in the float32 build;
+/// `--engine dnnl`) or OpenBLAS through im2col (`--engine blas`: the reference, and the only
+/// engine of the float64 build).
 public enum ConvolutionEngine: String, Sendable, CaseIterable {
     case blas, dnnl
 
     /// The engine new convolutions run on; set once at start (`--engine`).
-    nonisolated(unsafe) public static var current: ConvolutionEngine = .blas
+    nonisolated(unsafe) public static var current: ConvolutionEngine = isAvailable(.dnnl) ? .dnnl : .blas
 
     /// oneDNN computes in float32 (and bf16) only.
     public static func isAvailable(_ engine: ConvolutionEngine) -> Bool {

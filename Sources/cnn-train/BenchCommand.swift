@@ -111,12 +111,12 @@ struct BenchCommand: ParsableCommand {
         }
         // Rank 0 reports the slowest rank's times (a step lasts as long as its slowest rank), and
         // the fastest rank's compute: their difference is the skew the others wait for.
-        let perRank = [compute, waiting, update, blocking, waitingFirst, waitingLast].map { $0 / Double(steps) }
+        let perRank = [compute, waiting, update, blocking, waitingFirst, waitingLast].map { $0 / Double(steps) } + [peakResidentBytes() / 1e9]
         var extremes = perRank.map { -Int64(($0 * 1e9).rounded()) } + [Int64((perRank[0] * 1e9).rounded())]
         extremes.withUnsafeMutableBufferPointer { communicator.minimum($0) }
         let slowest = extremes.dropLast().map { Double(-$0) / 1e9 }
         let (c, w, u, b) = (slowest[0], slowest[1], slowest[2], slowest[3])
-        let (first, last) = (slowest[4], slowest[5])
+        let (first, last, peakMB) = (slowest[4], slowest[5], slowest[6] * 1e3)
         let skew = c - Double(extremes.last!) / 1e9
         guard job.isRoot else { return }
         let perStep = c + w + u
@@ -130,12 +130,13 @@ struct BenchCommand: ParsableCommand {
                   + "\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),\"compute_sec\":\(c),\"comm_wait_sec\":\(w),"
                   + "\"update_sec\":\(u),\"comm_share\":\(w / perStep),\"bytes_per_step\":\(bytes),"
                   + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap),\"wait_first_bucket_sec\":\(first),"
-                  + "\"wait_last_bucket_sec\":\(last),\"compute_skew_sec\":\(skew)}")
+                  + "\"wait_last_bucket_sec\":\(last),\"compute_skew_sec\":\(skew),\"peak_rss_mb\":\(peakMB)}")
         } else {
             print("\(model) side \(side) global batch \(batch) on \(communicator.size) rank(s): \(steps) steps after \(warmup) warm-up, "
                   + "\(ConvolutionEngine.current) engine, OpenBLAS \(BLAS.coreName), \(BLAS.threads) thread(s) per rank")
             print(String(format: "  %.3f s/step (forward+backward %.3f, waiting for all-reduce %.3f, update %.3f)", perStep, c, w, u))
-            print(String(format: "  %.1f images/s, %.1f GFLOP/s, communication %.1f%% of the step", imagesPerSecond, gflops, 100 * w / perStep))
+            print(String(format: "  %.1f images/s, %.1f GFLOP/s, communication %.1f%% of the step; peak resident memory %.0f MB per rank (largest)",
+                         imagesPerSecond, gflops, 100 * w / perStep, peakMB))
             if communicator.size > 1 {
                 print(String(format: "  %@ bytes all-reduced per step; a blocking all-reduce of them takes %.3f s, overlap hid %.0f%% of it",
                              grouped(bytes), b, 100 * overlap))
@@ -144,4 +145,11 @@ struct BenchCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The process's peak resident memory (getrusage's ru_maxrss, KiB on Linux), in bytes.
+func peakResidentBytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) * 1024
 }

@@ -7,7 +7,7 @@ struct ComputeOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Convolution engine: blas (im2col + OpenBLAS, the default and reference) or dnnl (oneDNN's kernels, float32 only; shapes it has only reference kernels for stay on BLAS).",
+        "Convolution engine: dnnl (oneDNN's kernels; the default, float32 builds only; shapes it has only reference kernels for go to BLAS) or blas (im2col + OpenBLAS, the reference).",
         valueName: "blas|dnnl"))
     var engine: ConvolutionEngine?
 
