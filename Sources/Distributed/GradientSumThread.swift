@@ -8,8 +8,12 @@ import NN
 /// OpenMPI advances a non-blocking collective only while some thread is inside an MPI call;
 /// from the main thread that happened only where backward stopped to call `progress()`, so
 /// sums stalled in between. Here the thread starts each bucket's all-reduce as soon as it
-/// is handed over and polls it to completion, sleeping between polls (10 µs, doubling up to
-/// 0.5 ms while the sum is still running) so that it does not take a core from the computation. It owns a duplicate of the world
+/// is handed over and polls it to completion. While backward runs it sleeps between polls
+/// (10 µs, doubling up to 0.5 ms) so that it does not take a core from the computation; once
+/// the main thread waits for the sums, the core is idle and it polls without pause: an
+/// all-reduce of 16 ranks is some 30 rounds, each advancing only at a poll of every rank
+/// (measured at 16 ranks × 1 thread, resnet18: 1.8 s of waiting with sleeps against a 0.06 s
+/// blocking all-reduce). It owns a duplicate of the world
 /// communicator: the main thread keeps calling MPI (synchronized batch norm, metrics) on
 /// the world one, and each communicator's collectives still come in the same order on
 /// every rank. Needs MPI_THREAD_MULTIPLE.
@@ -27,6 +31,8 @@ final class GradientSumThread: @unchecked Sendable {
     /// Counters since the start: buckets handed over, buckets summed.
     private var submitted = 0, completed = 0
     private var stopping = false
+    /// Whether the main thread waits for sums (then polling takes no core from it).
+    private var mainThreadWaits = false
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let workAvailable = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let bucketDone = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -67,7 +73,9 @@ final class GradientSumThread: @unchecked Sendable {
     /// Waits until the first `count` buckets handed over since the start are summed.
     func wait(untilSummed count: Int) {
         pthread_mutex_lock(mutex)
+        mainThreadWaits = true
         while completed < min(count, submitted) { pthread_cond_wait(bucketDone, mutex) }
+        mainThreadWaits = false
         pthread_mutex_unlock(mutex)
     }
 
@@ -109,6 +117,10 @@ final class GradientSumThread: @unchecked Sendable {
             while true {
                 MPI_Test(&request, &done, cnn_mpi_status_ignore())
                 if done != 0 { break }
+                pthread_mutex_lock(mutex)
+                let idleCore = mainThreadWaits
+                pthread_mutex_unlock(mutex)
+                if idleCore { continue }
                 nanosleep(&pause, nil)
                 pause.tv_nsec = min(2 * pause.tv_nsec, Self.longestPause)
             }
