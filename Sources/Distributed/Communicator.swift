@@ -21,6 +21,8 @@ public protocol Communicator: AnyObject, BatchStatisticsReducer {
     /// Starts summing `values` across ranks without waiting, as request number `slot`
     /// (slots are reused from step to step, so nothing is allocated).
     func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int)
+    /// The same for 16-bit floats in `format` (bf16 or fp16), each combine adding in float32.
+    func startSum(halves: UnsafeMutableBufferPointer<UInt16>, format: GradientTransport, slot: Int)
     /// Lets started sums progress while the caller computes.
     func progress()
     /// Waits until the first `count` sums started since the last `waitAll` are complete.
@@ -56,6 +58,7 @@ public final class SingleProcess: Communicator {
     public func minimum(_ values: UnsafeMutableBufferPointer<Int64>) {}
     public func broadcast(_ values: UnsafeMutableRawBufferPointer, root: Int) {}
     public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {}
+    public func startSum(halves: UnsafeMutableBufferPointer<UInt16>, format: GradientTransport, slot: Int) {}
     public func progress() {}
     public func waitForSums(_ count: Int) {}
     public func waitAll() {}

@@ -21,10 +21,16 @@ public final class GradientSynchronizer {
     private var started: [Bool]
     /// Seconds the last `finishStep` waited for the first bucket started, then for the rest.
     public private(set) var lastWait = (firstBucket: 0.0, lastBucket: 0.0)
+    /// The precision gradients travel in, and for 16-bit transport their 16-bit copy.
+    public let transport: GradientTransport
+    private let halves: UnsafeMutableBufferPointer<UInt16>
 
-    public init(network: Network, communicator: any Communicator, bucketBytes: Int) {
+    public init(network: Network, communicator: any Communicator, bucketBytes: Int, transport: GradientTransport = .full) {
+        precondition(GradientTransport.isAvailable(transport), "\(transport) gradient transport needs the float32 build")
         self.network = network
         self.communicator = communicator
+        self.transport = transport
+        halves = .allocate(capacity: transport == .full || communicator.size == 1 ? 0 : network.parameterCount)
         var buckets: [Range<Int>] = [], bucketOfParameter = Array(repeating: 0, count: network.parameters.count)
         var counts: [Int] = []
         var end = network.parameterCount, members = 0
@@ -47,8 +53,10 @@ public final class GradientSynchronizer {
         started = Array(repeating: false, count: buckets.count)
     }
 
+    deinit { halves.deallocate() }
+
     /// Bytes summed per step (each rank's contribution).
-    public var bytesPerStep: Int { network.parameterCount * MemoryLayout<Real>.size }
+    public var bytesPerStep: Int { network.parameterCount * transport.bytesPerElement }
 
     /// Hooks into the network's backward; call once.
     public func attach() {
@@ -74,9 +82,14 @@ public final class GradientSynchronizer {
     }
 
     private func start(_ bucket: Int) {
-        let range = buckets[bucket]
-        communicator.startSum(UnsafeMutableBufferPointer(start: network.gradientStorage.base + range.lowerBound, count: range.count),
-                              slot: bucket)
+        let range = buckets[bucket], gradients = network.gradientStorage.base + range.lowerBound
+        if transport == .full {
+            communicator.startSum(UnsafeMutableBufferPointer(start: gradients, count: range.count), slot: bucket)
+        } else {
+            let narrow = halves.baseAddress! + range.lowerBound
+            transport.narrow(gradients, into: narrow, count: range.count)
+            communicator.startSum(halves: UnsafeMutableBufferPointer(start: narrow, count: range.count), format: transport, slot: bucket)
+        }
         started[bucket] = true
     }
 
@@ -89,6 +102,7 @@ public final class GradientSynchronizer {
         let t1 = now()
         communicator.waitAll()
         lastWait = (t1 - t0, now() - t1)
+        if transport != .full { transport.widen(halves.baseAddress!, into: network.gradientStorage.base, count: network.parameterCount) }
     }
 }
 

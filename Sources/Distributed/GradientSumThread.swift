@@ -17,14 +17,18 @@ import NN
 /// communicator: the main thread keeps calling MPI (synchronized batch norm, metrics) on
 /// the world one, and each communicator's collectives still come in the same order on
 /// every rank. Needs MPI_THREAD_MULTIPLE.
+/// One all-reduce in place: `count` elements of `type` at `values`, combined with `op`.
+struct SumRequest {
+    var values: UnsafeMutableRawPointer?
+    var count: Int32 = 0
+    var type: MPI_Datatype? = nil
+    var op: MPI_Op? = nil
+}
+
 final class GradientSumThread: @unchecked Sendable {
-    private struct Bucket {
-        var values: UnsafeMutablePointer<Real>?
-        var count: Int32 = 0
-    }
+    private typealias Bucket = SumRequest
 
     private let comm: MPI_Comm?
-    private let realType: MPI_Datatype
     /// Buckets handed over and not yet summed, a ring; grown (outside a warm step) when a
     /// step hands over more buckets than it holds.
     private var queue: [Bucket] = Array(repeating: Bucket(), count: 64)
@@ -40,11 +44,10 @@ final class GradientSumThread: @unchecked Sendable {
     /// The first and the longest pause between two polls of a sum in flight, in nanoseconds.
     private static let firstPause = 10_000, longestPause = 500_000
 
-    init(duplicating world: MPI_Comm?, realType: MPI_Datatype) {
+    init(duplicating world: MPI_Comm?) {
         var duplicate: MPI_Comm? = nil
         MPI_Comm_dup(world, &duplicate)
         comm = duplicate
-        self.realType = realType
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(workAvailable, nil)
         pthread_cond_init(bucketDone, nil)
@@ -54,10 +57,10 @@ final class GradientSumThread: @unchecked Sendable {
     }
 
     /// Hands a bucket over; returns at once.
-    func submit(_ values: UnsafeMutableBufferPointer<Real>) {
+    func submit(_ bucket: SumRequest) {
         pthread_mutex_lock(mutex)
         if submitted - completed == queue.count { grow() }
-        queue[submitted % queue.count] = Bucket(values: values.baseAddress, count: Int32(values.count))
+        queue[submitted % queue.count] = bucket
         submitted += 1
         pthread_cond_signal(workAvailable)
         pthread_mutex_unlock(mutex)
@@ -112,7 +115,7 @@ final class GradientSumThread: @unchecked Sendable {
             let bucket = queue[completed % queue.count]
             pthread_mutex_unlock(mutex)
 
-            MPI_Iallreduce(cnn_mpi_in_place(), bucket.values, bucket.count, realType, cnn_mpi_sum(), comm, &request)
+            MPI_Iallreduce(cnn_mpi_in_place(), bucket.values, bucket.count, bucket.type, bucket.op, comm, &request)
             var done: Int32 = 0, pause = timespec(tv_sec: 0, tv_nsec: Self.firstPause)
             while true {
                 MPI_Test(&request, &done, cnn_mpi_status_ignore())

@@ -30,8 +30,10 @@ public final class MPICommunicator: Communicator {
         size = Int(s)
         localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
         // CNN_TRAIN_SUM_THREAD=0 keeps the sums on the main thread, to measure what the thread buys.
+        // The 16-bit sum operations exist before any thread can use them.
+        _ = (cnn_mpi_sum_bf16(), cnn_mpi_sum_fp16())
         if size > 1 && provided >= cnn_mpi_thread_multiple() && ProcessInfo.processInfo.environment["CNN_TRAIN_SUM_THREAD"] != "0" {
-            sumThread = GradientSumThread(duplicating: comm, realType: realType)
+            sumThread = GradientSumThread(duplicating: comm)
         }
     }
 
@@ -68,13 +70,25 @@ public final class MPICommunicator: Communicator {
     private var active = 0
 
     public func startSum(_ values: UnsafeMutableBufferPointer<Real>, slot: Int) {
-        guard size > 1, !values.isEmpty else { return }
+        guard let base = values.baseAddress else { return }
+        startSum(SumRequest(values: UnsafeMutableRawPointer(base), count: Int32(values.count), type: realType, op: cnn_mpi_sum()), slot: slot)
+    }
+
+    public func startSum(halves: UnsafeMutableBufferPointer<UInt16>, format: GradientTransport, slot: Int) {
+        guard let base = halves.baseAddress else { return }
+        precondition(format != .full, "16-bit sums are bf16 or fp16")
+        let op = format == .bf16 ? cnn_mpi_sum_bf16() : cnn_mpi_sum_fp16()
+        startSum(SumRequest(values: UnsafeMutableRawPointer(base), count: Int32(halves.count), type: cnn_mpi_uint16(), op: op), slot: slot)
+    }
+
+    private func startSum(_ sum: SumRequest, slot: Int) {
+        guard size > 1, sum.count > 0 else { return }
         if let sumThread {
             if stepStart == nil { stepStart = sumThread.handedOver }
-            return sumThread.submit(values)
+            return sumThread.submit(sum)
         }
         while requests.count <= slot { requests.append(cnn_mpi_request_null()) }
-        MPI_Iallreduce(cnn_mpi_in_place(), values.baseAddress, Int32(values.count), realType, cnn_mpi_sum(), comm, &requests[slot])
+        MPI_Iallreduce(cnn_mpi_in_place(), sum.values, sum.count, sum.type, sum.op, comm, &requests[slot])
         active = max(active, slot + 1)
     }
 

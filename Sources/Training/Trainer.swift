@@ -34,6 +34,8 @@ public struct TrainingConfig: Sendable {
     public var syncBatchNorm = false
     /// Size of the gradient buckets whose all-reduce overlaps backward.
     public var bucketBytes = 4 << 20
+    /// The precision gradients travel in between ranks.
+    public var gradientTransport = GradientTransport.full
     /// Clip the summed gradient to this global norm before each update (PyTorch's
     /// `clip_grad_norm_`); nil leaves it as it is.
     public var maxGradientNorm: Double?
@@ -143,7 +145,8 @@ public final class Trainer {
                                       capacity: localCapacity)
         testPipeline = BatchPipeline(assembler: BatchAssembler(set: splits.test, preprocessing: testPreprocessing),
                                      capacity: localCapacity)
-        gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: config.bucketBytes)
+        gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: config.bucketBytes,
+                                        transport: config.gradientTransport)
         gradients.attach()
         if config.syncBatchNorm && communicator.size > 1 {
             for (_, bn) in network.batchNorms { bn.reducer = communicator }

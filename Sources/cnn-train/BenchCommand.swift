@@ -38,6 +38,11 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Gradient bucket size in MiB.")
     var bucketMb = 4.0
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Precision of the gradients between ranks: full (the build's), bf16 or fp16 (half the bytes; each sum of two ranks' values is added in float32 and rounded back).",
+        valueName: "full|bf16|fp16"))
+    var gradDtype = GradientTransport.full
+
     @OptionGroup var compute: ComputeOptions
 
     @Flag(name: .long, help: "Print one JSON line instead of text.")
@@ -50,6 +55,7 @@ struct BenchCommand: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup cannot be negative, got \(warmup)") }
         if let side, side < 1 { throw ValidationError("--side must be positive, got \(side)") }
         if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
+        if !GradientTransport.isAvailable(gradDtype) { throw ValidationError("--grad-dtype \(gradDtype.rawValue) needs the float32 build") }
     }
 
     func run() throws {
@@ -73,7 +79,8 @@ struct BenchCommand: ParsableCommand {
         let labels = (0..<local).map { _ in Int32(rng.next() % UInt64(network.classes)) }
         let loss = SoftmaxCrossEntropy()
         let sgd = SGD(values: network.parameterStorage, gradients: network.gradientStorage, learningRate: 0.01)
-        let gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: max(1, Int(bucketMb * 1_048_576)))
+        let gradients = GradientSynchronizer(network: network, communicator: communicator, bucketBytes: max(1, Int(bucketMb * 1_048_576)),
+                                             transport: gradDtype)
         gradients.attach()
 
         var compute = 0.0, waiting = 0.0, update = 0.0, waitingFirst = 0.0, waitingLast = 0.0

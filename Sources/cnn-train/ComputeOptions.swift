@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import NN
 
 /// Where a rank's arithmetic runs: its threads and the convolution engine (train, eval, bench).
@@ -20,3 +21,4 @@ struct ComputeOptions: ParsableArguments {
 }
 
 extension ConvolutionEngine: ExpressibleByArgument {}
+extension GradientTransport: ExpressibleByArgument {}

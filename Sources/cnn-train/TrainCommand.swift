@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Distributed
 import Foundation
 import HDF5
 import Models
@@ -117,6 +118,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Gradient bucket size in MiB: each bucket's all-reduce starts as soon as backward has produced it.")
     var bucketMb = 4.0
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Precision of the gradients between ranks: full (the build's), bf16 or fp16 (half the bytes; each sum of two ranks' values is added in float32 and rounded back).",
+        valueName: "full|bf16|fp16"))
+    var gradDtype = GradientTransport.full
+
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
@@ -145,6 +151,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--max-grad-norm must be a positive number, got \(maxGradNorm)")
         }
         if !(bucketMb > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMb)") }
+        if !GradientTransport.isAvailable(gradDtype) { throw ValidationError("--grad-dtype \(gradDtype.rawValue) needs the float32 build") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive, got \(checkpointEvery)") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if checkpointEvery != nil && checkpointDir == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir") }
@@ -184,7 +191,7 @@ struct TrainCommand: ParsableCommand {
             "momentum": Double(c.momentum), "nesterov": c.nesterov, "weight_decay": Double(c.weightDecay),
             "schedule": c.schedule.rawValue, "warmup_epochs": c.warmupEpochs, "decay_epochs": c.decayEpochs, "gamma": Double(c.gamma),
             "label_smoothing": Double(c.labelSmoothing), "dropout": c.dropout.map { Double($0) } ?? NSNull(), "augment": augment,
-            "seed": c.seed, "shuffle": c.shuffle, "initialization": c.initialization.rawValue, "sync_bn": c.syncBatchNorm,
+            "seed": c.seed, "shuffle": c.shuffle, "initialization": c.initialization.rawValue, "sync_bn": c.syncBatchNorm, "grad_dtype": c.gradientTransport.rawValue,
             "max_grad_norm": c.maxGradientNorm ?? NSNull(), "side": data.side ?? NSNull(), "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
         ]
         let json = try? JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
@@ -213,6 +220,7 @@ struct TrainCommand: ParsableCommand {
         c.initialization = Initialization(rawValue: initialization)!
         c.syncBatchNorm = syncBn
         c.bucketBytes = max(1, Int(bucketMb * 1_048_576))
+        c.gradientTransport = gradDtype
         c.maxGradientNorm = maxGradNorm
         return c
     }

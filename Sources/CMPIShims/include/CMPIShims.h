@@ -20,4 +20,21 @@ int cnn_mpi_thread_funneled(void);
 int cnn_mpi_thread_multiple(void);
 int cnn_mpi_success(void);
 
+// MARK: 16-bit gradient transport
+// Buffers of MPI_UINT16_T whose elements are bfloat16 or IEEE half floats. The sum
+// operations add two elements in float32 and round the result back to nearest (even);
+// they are created on first use, which must come after MPI_Init.
+
+#include <stdint.h>
+
+MPI_Datatype cnn_mpi_uint16(void);
+MPI_Op cnn_mpi_sum_bf16(void);
+MPI_Op cnn_mpi_sum_fp16(void);
+
+/// float32 -> bfloat16 or half, rounding to nearest even (NaN stays NaN), and back (exact).
+void cnn_float_to_bf16(const float *from, uint16_t *to, long count);
+void cnn_bf16_to_float(const uint16_t *from, float *to, long count);
+void cnn_float_to_fp16(const float *from, uint16_t *to, long count);
+void cnn_fp16_to_float(const uint16_t *from, float *to, long count);
+
 #endif
