@@ -57,11 +57,16 @@ private struct Elementwise {
         }
     }
 
+    /// The selections load dy before choosing, so that the loops vectorize (a load under a
+    /// condition keeps them scalar: ReLU's backward was 12× its forward's time).
     func backward(_ range: Range<Int>) {
         let dy = dy!, g = dx!
         switch kind {
         case .relu:
-            for i in range { g[i] = x[i] > 0 ? dy[i] : 0 }
+            for i in range {
+                let d = dy[i]
+                g[i] = x[i] > 0 ? d : 0
+            }
         case .sigmoid:
             let y = y!
             for i in range { g[i] = dy[i] * y[i] * (1 - y[i]) }
@@ -76,9 +81,15 @@ private struct Elementwise {
                 g[i] = dy[i] * (cdf + x[i] * pdf)
             }
         case .relu6:
-            for i in range { g[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
+            for i in range {
+                let d = dy[i], v = x[i]
+                g[i] = v > 0 && v < 6 ? d : 0
+            }
         case .hardsigmoid:
-            for i in range { g[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0 }
+            for i in range {
+                let d = dy[i] / 6, v = x[i]
+                g[i] = v > -3 && v < 3 ? d : 0
+            }
         case .hardswish:
             for i in range { g[i] = x[i] < -3 ? 0 : x[i] > 3 ? dy[i] : dy[i] * (x[i] / 3 + 0.5) }
         case .silu:
