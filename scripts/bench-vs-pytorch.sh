@@ -4,8 +4,8 @@
 #
 #   PYTHON=/path/to/venv/bin/python scripts/bench-vs-pytorch.sh [--threads T] [--batch B] [--engine E] [--repeat R] MODEL...
 #
-# For each model, R rounds of `cnn-train bench` and scripts/bench_pytorch.py alternate; the
-# table gives each side's median images/s and their ratio. OPENBLAS_CORETYPE and
+# For each model, R rounds of `cnn-train bench` and scripts/bench_pytorch.py alternate, at
+# the side cnn-train uses; the table gives each side's median images/s and their ratio. OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE are unset, as users run. PYTHON must have torch (never a project dependency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ while [ $# -gt 0 ]; do
         *) models+=("$1"); shift ;;
     esac
 done
-# Default: every network of `cnn-train models` that reference/models.py defines.
-[ ${#models[@]} -gt 0 ] || models=(lenet lenet-bn alexnet vgg11 nin googlenet resnet18 resnet34 densenet cifar-cnn preact-resnet18 se-resnet18)
+# Default: every network of `cnn-train models`.
+[ ${#models[@]} -gt 0 ] || models=($("${CNN_TRAIN:-.build/release/cnn-train}" models | awk 'NR > 1 { print $1 }'))
 python="${PYTHON:-python3}"
 "$python" -c "import torch" 2>/dev/null || { echo "bench-vs-pytorch: $python has no torch (set PYTHON)" >&2; exit 2; }
 binary="${CNN_TRAIN:-.build/release/cnn-train}"
@@ -31,8 +31,10 @@ unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 results=$(mktemp)
 for model in "${models[@]}"; do
     for _ in $(seq "$repeat"); do
-        echo "ours $("$binary" bench "$model" --batch "$batch" --threads "$threads" --engine "$engine" --steps 3 --json | tail -1)" >> "$results"
-        echo "torch $("$python" scripts/bench_pytorch.py "$model" --batch "$batch" --threads "$threads" --steps 3)" >> "$results"
+        ours=$("$binary" bench "$model" --batch "$batch" --threads "$threads" --engine "$engine" --steps 3 --json | tail -1)
+        side=$(echo "$ours" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["side"])')
+        echo "ours $ours" >> "$results"
+        echo "torch $("$python" scripts/bench_pytorch.py "$model" --side "$side" --batch "$batch" --threads "$threads" --steps 3)" >> "$results"
     done
 done
 "$python" - "$results" "$threads" "$batch" "$engine" <<'PY'

@@ -4,7 +4,8 @@
 Times what `cnn-train bench` times, on random data: forward, mean cross-entropy, backward,
 plain SGD update (learning rate 0.01). Prints one JSON line with images/s and peak resident
 memory.
-Needs torch (a venv outside the project: pip install /opt/wheels/torch-*.whl).
+Needs torch (a venv outside the project: pip install /opt/wheels/torch-*.whl); torchvision
+(pip install --no-deps "torchvision==0.28.*" pillow) adds its networks (resnet50, ...).
 
     python3 scripts/bench_pytorch.py resnet18 --batch 64 --threads 2
 """
@@ -13,13 +14,29 @@ import argparse, importlib.util, json, os, resource, time
 import torch
 import torch.nn.functional as F
 
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("models", os.path.join(here, "..", "Tests", "GoldenTests", "Fixtures", "models.py"))
-models = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(models)
+fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "GoldenTests", "Fixtures")
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(fixtures, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The reference networks: D2L's and the Packt chapter's own (models.py), and torchvision's
+# (torchvision_models.py) where torchvision is installed.
+models = load("models")
+MODELS, SIDES = dict(models.MODELS), dict(models.INPUT_SIDE)
+try:
+    torchvision_models = load("torchvision_models")
+    MODELS.update(torchvision_models.MODELS)
+    SIDES.update(torchvision_models.INPUT_SIDE)
+except ImportError:
+    pass
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("model", choices=sorted(models.MODELS))
+parser.add_argument("model", choices=sorted(MODELS))
 parser.add_argument("--batch", type=int, default=64)
 parser.add_argument("--side", type=int, help="input side (default: the model's D2L side)")
 parser.add_argument("--steps", type=int, default=5)
@@ -31,8 +48,8 @@ if args.threads:
     torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 channels = 1  # as `cnn-train bench` builds every network
-side = args.side or models.INPUT_SIDE[args.model]
-net = models.MODELS[args.model](cin=channels, classes=10)
+side = args.side or SIDES[args.model]
+net = MODELS[args.model](cin=channels, classes=10)
 net.train()
 optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
 x = torch.rand(args.batch, channels, side, side)

@@ -11,6 +11,9 @@ public final class Activation: Layer {
 
     public let kind: Kind
     private var output: Tensor?, gradInput: Tensor?
+    /// Set by `Network` for a ReLU that the batch norm before it applies (`BatchNorm.fusedReLU`):
+    /// forward and backward then hand their argument on unchanged.
+    public internal(set) var isFusedIntoBatchNorm = false
 
     public init(_ kind: Kind) { self.kind = kind }
 
@@ -19,6 +22,7 @@ public final class Activation: Layer {
     public func flops(for input: Shape) -> Int { input.count }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        if isFusedIntoBatchNorm { return input }
         let y = Tensor.reuse(&output, shape: input.shape)
         let pass = Elementwise(kind: kind, x: input.data, y: y.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
@@ -29,6 +33,7 @@ public final class Activation: Layer {
     /// At the kinks the derivative is PyTorch's: ReLU 0 at 0, ReLU6 and Hardsigmoid 0 at the
     /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+        if isFusedIntoBatchNorm { return gradOutput }
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         let pass = Elementwise(kind: kind, x: input.data, y: output?.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }

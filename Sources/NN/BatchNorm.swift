@@ -18,6 +18,10 @@ public final class BatchNorm: Layer {
     public var numBatchesTracked: Int64 = 0
     /// Set for synchronized batch norm; nil normalizes over the local batch.
     public var reducer: BatchStatisticsReducer?
+    /// Set by `Network` where a ReLU of its own follows in the same sequence: the output is
+    /// then max(y, 0) and backward masks the gradient by it, one pass over the data fewer
+    /// each way; the ReLU passes its input through (bit for bit the same results).
+    public internal(set) var fusedReLU = false
 
     private var output: Tensor?, gradInput: Tensor?
     /// Per channel: the mean and 1/σ used by the last forward.
@@ -98,7 +102,7 @@ public final class BatchNorm: Layer {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], area = area(input.shape)
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        let pass = Pass(self, n: n, area: area, x: input.data, dy: gradOutput.data, dx: dx.data)
+        let pass = Pass(self, n: n, area: area, x: input.data, y: output!.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(channels, grain: Parallel.grain(work: 2 * n * area), pass) { Parallel.arguments($0, as: Pass.self).sumGradients($1..<$2) }
         if lastMode == .training {
             sums[2 * channels] = Double(n * area)
@@ -112,7 +116,7 @@ public final class BatchNorm: Layer {
     /// planes (example, channel) for the elementwise parts. Every element's arithmetic is
     /// the same on any split.
     private struct Pass {
-        let n: Int, channels: Int, area: Int, training: Bool
+        let n: Int, channels: Int, area: Int, training: Bool, relu: Bool
         let gamma: UnsafeMutablePointer<Real>, beta: UnsafeMutablePointer<Real>
         let dGamma: UnsafeMutablePointer<Real>, dBeta: UnsafeMutablePointer<Real>
         let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
@@ -122,7 +126,7 @@ public final class BatchNorm: Layer {
 
         init(_ layer: BatchNorm, n: Int, area: Int, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>? = nil,
              dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil) {
-            (self.n, channels, self.area, training) = (n, layer.channels, area, layer.lastMode == .training)
+            (self.n, channels, self.area, training, relu) = (n, layer.channels, area, layer.lastMode == .training, layer.fusedReLU)
             (gamma, beta, dGamma, dBeta) = (layer.weight.value.data, layer.bias.value.data, layer.weight.grad.data, layer.bias.grad.data)
             (mean, invStd, sums) = (layer.mean, layer.invStd, layer.sums)
             (self.x, self.y, self.dy, self.dx) = (x, y, dy, dx)
@@ -145,28 +149,41 @@ public final class BatchNorm: Layer {
             }
         }
 
-        /// y = γ·(x − μ)/σ + β, plane by plane.
+        /// y = γ·(x − μ)/σ + β, plane by plane (then max(y, 0) with a fused ReLU).
         func normalize(_ planes: Range<Int>) {
             let y = y!
             for p in planes {
                 let c = p % channels, x = x + p * area, out = y + p * area
                 let scale = gamma[c] * invStd[c], shift = beta[c] - mean[c] * scale
-                for j in 0..<area { out[j] = x[j] * scale + shift }
+                if relu {
+                    for j in 0..<area { out[j] = max(x[j] * scale + shift, 0) }
+                } else {
+                    for j in 0..<area { out[j] = x[j] * scale + shift }
+                }
             }
+        }
+
+        /// The gradient at the normalized value: dy, or with a fused ReLU dy where the output
+        /// is positive and 0 elsewhere (ReLU's own rule; loaded before selecting, to vectorize).
+        @inline(__always)
+        private func incoming(_ dy: UnsafeMutablePointer<Real>, _ y: UnsafeMutablePointer<Real>, _ j: Int) -> Real {
+            let d = dy[j], out = y[j]
+            return !relu || out > 0 ? d : 0
         }
 
         /// Σdy and Σdy·x̂ of each channel: added to the bias and weight gradients, and kept
         /// in sums[c] and sums[C + c] for the input gradient.
         func sumGradients(_ range: Range<Int>) {
-            let dy = dy!
+            let dy = dy!, y = y!
             for c in range {
                 var sumDy: Double = 0, sumDyXhat: Double = 0
                 let mu = mean[c], inv = invStd[c]
                 for i in 0..<n {
-                    let x = x + (i * channels + c) * area, dy = dy + (i * channels + c) * area
+                    let x = x + (i * channels + c) * area, dy = dy + (i * channels + c) * area, y = y + (i * channels + c) * area
                     for j in 0..<area {
-                        sumDy += Double(dy[j])
-                        sumDyXhat += Double(dy[j]) * Double((x[j] - mu) * inv)
+                        let d = Double(incoming(dy, y, j))
+                        sumDy += d
+                        sumDyXhat += d * Double((x[j] - mu) * inv)
                     }
                 }
                 dGamma[c] += Real(sumDyXhat)
@@ -179,17 +196,17 @@ public final class BatchNorm: Layer {
         /// Training: dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the means over the
         /// (global) batch's sums; evaluation: dx = γ/σ · dy.
         func inputGradient(_ planes: Range<Int>) {
-            let dy = dy!, dx = dx!
+            let dy = dy!, dx = dx!, y = y!
             for p in planes {
-                let c = p % channels, dy = dy + p * area, g = dx + p * area
+                let c = p % channels, dy = dy + p * area, g = dx + p * area, y = y + p * area
                 let scale = gamma[c] * invStd[c]
                 guard training else {
-                    for j in 0..<area { g[j] = scale * dy[j] }
+                    for j in 0..<area { g[j] = scale * incoming(dy, y, j) }
                     continue
                 }
                 let count = sums[2 * channels], x = x + p * area, mu = mean[c], inv = invStd[c]
                 let meanDy = Real(sums[c] / count), meanDyXhat = Real(sums[channels + c] / count)
-                for j in 0..<area { g[j] = scale * (dy[j] - meanDy - (x[j] - mu) * inv * meanDyXhat) }
+                for j in 0..<area { g[j] = scale * (incoming(dy, y, j) - meanDy - (x[j] - mu) * inv * meanDyXhat) }
             }
         }
     }

@@ -61,6 +61,7 @@ public final class Network {
         }
         parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
+        fuseBatchNormAndReLU(root)
         for var container in containers {
             container.didFinishChildBackward = { [unowned self] child in self.childFinishedBackward(child) }
         }
@@ -164,6 +165,26 @@ public final class Network {
         if let conv = layer as? Conv2d { return conv }
         if let seq = layer as? Sequential, let first = seq.children.first { return firstConvolution(first.layer) }
         return nil
+    }
+
+    /// Lets each batch norm that a ReLU follows in the same sequence apply the ReLU itself
+    /// (`BatchNorm.fusedReLU`). A ReLU object used at more than one place is left alone.
+    private func fuseBatchNormAndReLU(_ root: any Layer) {
+        var uses: [ObjectIdentifier: Int] = [:], pairs: [(BatchNorm, Activation)] = []
+        func visit(_ layer: any Layer) {
+            uses[ObjectIdentifier(layer), default: 0] += 1
+            if let sequence = layer as? Sequential {
+                for (a, b) in zip(sequence.children, sequence.children.dropFirst()) {
+                    if let bn = a.layer as? BatchNorm, let relu = b.layer as? Activation, relu.kind == .relu { pairs.append((bn, relu)) }
+                }
+            }
+            for child in layer.children { visit(child.layer) }
+        }
+        visit(root)
+        for (bn, relu) in pairs where uses[ObjectIdentifier(bn)] == 1 && uses[ObjectIdentifier(relu)] == 1 {
+            bn.fusedReLU = true
+            relu.isFusedIntoBatchNorm = true
+        }
     }
 }
 
