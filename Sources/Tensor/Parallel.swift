@@ -41,9 +41,7 @@ extension Parallel {
     /// enough that starting the team (a few microseconds) stays a small share.
     @inlinable
     public static func grain(work: Int) -> Int { max(1, 32_768 / max(work, 1)) }
-}
 
-extension Parallel {
     /// Inside a kernel: the loop's arguments, which `forEach` was given as `type`.
     @inlinable
     public static func arguments<Arguments>(_ pointer: UnsafeMutableRawPointer?, as type: Arguments.Type) -> Arguments {
