@@ -18,7 +18,7 @@ public enum ModelZoo {
         LeNet.spec, LeNet.batchNormSpec, AlexNet.spec, VGG.spec, NiN.spec, GoogLeNet.spec,
         ResNet.spec18, ResNet.spec34, DenseNet.spec,
         // The Packt chapter's networks.
-        CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation,
+        CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation, ResNet50.spec, Xception.spec,
     ]
 
     public static let names = all.map(\.name)
