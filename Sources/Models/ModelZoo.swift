@@ -19,7 +19,7 @@ public enum ModelZoo {
         ResNet.spec18, ResNet.spec34, DenseNet.spec,
         // The Packt chapter's networks.
         CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation, ResNet50.spec, Xception.spec,
-        MobileNetV3.small, MobileNetV3.large,
+        MobileNetV3.small, MobileNetV3.large, EfficientNet.b0, EfficientNet.v2Small,
     ]
 
     public static let names = all.map(\.name)
