@@ -20,6 +20,7 @@ public enum ModelZoo {
         // The Packt chapter's networks.
         CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation, ResNet50.spec, Xception.spec,
         MobileNetV3.small, MobileNetV3.large, EfficientNet.b0, EfficientNet.v2Small,
+        InceptionV3.spec,
     ]
 
     public static let names = all.map(\.name)

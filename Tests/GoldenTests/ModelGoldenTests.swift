@@ -36,10 +36,26 @@ final class ModelGoldenTests: XCTestCase {
     /// float32 (LeNet-BN), 1.4 in float64 (ResNet-50's forward values), i.e. 8% and 17% of
     /// the tolerance.
     static let safety = isFloat64Build ? 8.0 : 4.0
-    /// A forward tolerance at or above this leaves nothing to compare: rounding alone can
-    /// move the values by half their size. That build then checks names and shapes only,
-    /// and the other build (float64) compares the values.
+    /// A tolerance at or above this leaves nothing to compare: rounding alone can move the
+    /// values by half their size. For the forward values, that build then checks names and
+    /// shapes only and the float64 build compares the values; for the gradients (Inception v3,
+    /// whose last blocks normalize 2 values per channel at side 80 and batch 2: measured, its
+    /// gradients move by 66% under the perturbation), only the forward values are compared.
     static let resolutionLimit = 0.5
+
+    /// PyTorch's Hardsigmoid backward multiplies by `1.0f / 6.0f`, a float32 constant, in
+    /// float64 as well: its slope is 1/6 · (1 + 2.98·10⁻⁸). The SE gates' parameters of
+    /// MobileNetV3 take all their gradient through it (measured: 2.98·10⁻⁸ relative on
+    /// `fc1`/`fc2`, up to 1.34 times it where a gate's input gradient also carries the later
+    /// gates' error); what lies upstream takes part of it. The float64 gradient tolerance of a
+    /// model with a Hardsigmoid is at least twice that.
+    static let pyTorchHardsigmoidSlopeError = abs(Double(Float(1) / Float(6)) * 6 - 1)
+
+    /// Whether an activation of `kind` occurs anywhere in `layer`.
+    static func contains(_ layer: any Layer, _ kind: Activation.Kind) -> Bool {
+        if let activation = layer as? Activation, activation.kind == kind { return true }
+        return layer.children.contains { contains($0.layer, kind) }
+    }
 
     private var forwardTolerance = 0.0, gradientTolerance = 0.0
     /// The largest relative error seen in the current model, for the summary line.
@@ -65,6 +81,7 @@ final class ModelGoldenTests: XCTestCase {
     func testMobileNetV3Large() throws { try checkModel("mobilenet-v3-large", file: "packt-models.h5") }
     func testEfficientNetB0() throws { try checkModel("efficientnet-b0", file: "packt-models.h5") }
     func testEfficientNetV2S() throws { try checkModel("efficientnet-v2-s", file: "packt-models.h5") }
+    func testInceptionV3() throws { try checkModel("inception-v3", file: "packt-models.h5") }
 
     func testEveryGoldenModelIsRegistered() throws {
         let seed = try Golden.open("models.h5").root.memberNames(), packt = try Golden.open("packt-models.h5").root.memberNames()
@@ -142,7 +159,8 @@ final class ModelGoldenTests: XCTestCase {
         }
         let depthBound = try RoundingBound.forward(network, side: Int(g.intAttribute("side")), batch: Int(g.intAttribute("batch")))
         forwardTolerance = max(depthBound, Self.safety * forwardChange)
-        gradientTolerance = max(2 * depthBound, Self.safety * gradientChange)
+        gradientTolerance = max(2 * depthBound, Self.safety * gradientChange,
+                                Self.contains(network.root, .hardsigmoid) ? 2 * Self.pyTorchHardsigmoidSlopeError : 0)
         let precision = isFloat64Build ? "float64, with gradients" : "float32, forward"
         guard forwardTolerance < Self.resolutionLimit else {
             print("golden \(name) (\(precision), \(engine)): rounding alone moves the logits by \(forwardChange) relative; "
@@ -156,7 +174,12 @@ final class ModelGoldenTests: XCTestCase {
             worst = max(worst, error)
         }
         var gradientWorst = 0.0
-        for key in names where isFloat64Build {
+        let comparesGradients = isFloat64Build && gradientTolerance < Self.resolutionLimit
+        if isFloat64Build && !comparesGradients {
+            print("golden \(name) (\(precision), \(engine)): rounding alone moves the gradients by \(gradientChange) relative; "
+                  + "only the forward values are compared")
+        }
+        for key in names where comparesGradients {
             let grad = ours.gradients[key]!
             if vanishing.contains(key) {
                 // Ours must vanish to roundoff as well: a wrong bias gradient would be of the

@@ -11,7 +11,7 @@ final class ModelDescriptionTests: XCTestCase {
         "cifar-cnn": 293_034 - 576, "preact-resnet18": 11_173_770, "se-resnet18": 11_267_458,
         "resnet50": 23_522_250, "xception": 20_826_866,
         "mobilenet-v3-small": 1_527_818, "mobilenet-v3-large": 4_214_554,
-        "efficientnet-b0": 4_019_782, "efficientnet-v2-s": 20_189_866,
+        "efficientnet-b0": 4_019_782, "efficientnet-v2-s": 20_189_866, "inception-v3": 21_805_482,
     ]
 
     func testParameterCountsEqualTheReference() throws {
