@@ -168,6 +168,8 @@ final class ModelGoldenTests: XCTestCase {
                                 Self.contains(network.root, .hardsigmoid) ? 2 * Self.pyTorchHardsigmoidSlopeError : 0)
         let precision = isFloat64Build ? "float64, with gradients" : "float32, forward"
         guard forwardTolerance < Self.resolutionLimit else {
+            // The float64 build is the one that compares such models: there, it must resolve them.
+            XCTAssertFalse(isFloat64Build, "\(name): rounding alone moves the float64 logits by \(forwardChange) relative")
             print("golden \(name) (\(precision), \(engine)): rounding alone moves the logits by \(forwardChange) relative; "
                   + "values are compared in the other build")
             return
