@@ -18,7 +18,9 @@ public enum ModelZoo {
         LeNet.spec, LeNet.batchNormSpec, AlexNet.spec, VGG.spec, NiN.spec, GoogLeNet.spec,
         ResNet.spec18, ResNet.spec34, DenseNet.spec,
         // The Packt chapter's networks.
-        CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation,
+        CifarCNN.spec, ResNetVariants.preActivation, ResNetVariants.squeezeExcitation, ResNet50.spec, Xception.spec,
+        MobileNetV3.small, MobileNetV3.large, EfficientNet.b0, EfficientNet.v2Small,
+        InceptionV3.spec,
     ]
 
     public static let names = all.map(\.name)

@@ -75,9 +75,9 @@ final class CLITests: XCTestCase {
     }
 
     func testBadInputEndsWithAnErrorAndNonZeroStatus() throws {
-        let unknown = try run(["resnet50"])
+        let unknown = try run(["resnet51"])
         XCTAssertNotEqual(unknown.status, 0)
-        XCTAssertTrue(unknown.err.contains("unknown model 'resnet50'"), unknown.err)
+        XCTAssertTrue(unknown.err.contains("unknown model 'resnet51'"), unknown.err)
         let badLR = try run(["lenet", "--lr=0"])
         XCTAssertNotEqual(badLR.status, 0)
         XCTAssertTrue(badLR.err.contains("--lr must be positive"), badLR.err)

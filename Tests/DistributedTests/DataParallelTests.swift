@@ -132,9 +132,9 @@ final class DataParallelTests: MPITestCase {
     }
 
     func testABadArgumentIsReportedOnce() throws {
-        let outcome = try run(ranks: 2, ["resnet50"], timeout: 60)
+        let outcome = try run(ranks: 2, ["resnet51"], timeout: 60)
         XCTAssertNotEqual(outcome.status, 0)
-        XCTAssertEqual(outcome.err.components(separatedBy: "unknown model 'resnet50'").count - 1, 1, outcome.err)
+        XCTAssertEqual(outcome.err.components(separatedBy: "unknown model 'resnet51'").count - 1, 1, outcome.err)
     }
 
     func testGlobalMetricsOnTwoRanksCoverEveryTestExampleOnce() throws {

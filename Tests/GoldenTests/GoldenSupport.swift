@@ -23,7 +23,7 @@ extension HDF5Group {
 
 /// Tensor-level relative error: the largest elementwise difference over the largest
 /// expected magnitude (so an element that is near zero is judged at the tensor's scale).
-func relativeError(_ actual: [Real], _ expected: [Double]) -> Double {
+func relativeError<T: BinaryFloatingPoint>(_ actual: [T], _ expected: [Double]) -> Double {
     precondition(actual.count == expected.count, "\(actual.count) values against \(expected.count)")
     var diff = 0.0, scale = 0.0
     for (a, e) in zip(actual, expected) {

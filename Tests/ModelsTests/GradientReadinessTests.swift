@@ -7,7 +7,10 @@ final class GradientReadinessTests: XCTestCase {
     func testEveryParameterIsReportedOnceWithItsFinalGradient() throws {
         // Concat (GoogLeNet, DenseNet), Residual with and without a shortcut (ResNet), plain chains.
         for (name, side) in [("lenet-bn", 28), ("googlenet", 32), ("resnet18", 32), ("densenet", 32), ("nin", 96),
-                             ("se-resnet18", 32), ("preact-resnet18", 32), ("cifar-cnn", 32)] {
+                             ("se-resnet18", 32), ("preact-resnet18", 32), ("cifar-cnn", 32),
+                             // Bottlenecks, separable convolutions, SE gates, stochastic depth, nested concatenations.
+                             ("resnet50", 32), ("xception", 32), ("mobilenet-v3-small", 32), ("mobilenet-v3-large", 32),
+                             ("efficientnet-b0", 32), ("efficientnet-v2-s", 32), ("inception-v3", 75)] {
             let network = try ModelZoo.make(name)
             network.initialize(.xavier, seed: 3)
             let batch = 2

@@ -9,6 +9,9 @@ final class ModelDescriptionTests: XCTestCase {
         "lenet": 61_706, "lenet-bn": 44_878, "alexnet": 46_764_746, "vgg11": 43_093_322, "nin": 1_992_166,
         "googlenet": 5_977_530, "resnet18": 11_178_378, "resnet34": 21_290_250, "densenet": 758_226,
         "cifar-cnn": 293_034 - 576, "preact-resnet18": 11_173_770, "se-resnet18": 11_267_458,
+        "resnet50": 23_522_250, "xception": 20_826_866,
+        "mobilenet-v3-small": 1_527_818, "mobilenet-v3-large": 4_214_554,
+        "efficientnet-b0": 4_019_782, "efficientnet-v2-s": 20_189_866, "inception-v3": 21_805_482,
     ]
 
     func testParameterCountsEqualTheReference() throws {
@@ -58,7 +61,7 @@ final class ModelDescriptionTests: XCTestCase {
     }
 
     func testUnknownModelIsRefusedByName() {
-        XCTAssertThrowsError(try ModelZoo.make("resnet50")) { XCTAssertTrue("\($0)".contains("resnet50")) }
+        XCTAssertThrowsError(try ModelZoo.make("resnet51")) { XCTAssertTrue("\($0)".contains("resnet51")) }
     }
 
     func testInputChannelsAndClassesAreParameters() throws {
