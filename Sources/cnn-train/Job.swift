@@ -6,13 +6,29 @@ import Foundation
 import Tensor
 import Training
 
-/// The processes of one run: one alone, or the ranks of an `mpirun` job. Decides who
-/// prints errors, so that an error is printed once and no rank is left waiting.
+/// The processes of one run: one alone, or the ranks of a job that a launcher started
+/// (`mpirun`, `srun`, any PMI launcher; see `Launch`). Decides who prints errors, so that an
+/// error is printed once and no rank is left waiting.
 final class Job {
     let communicator: any Communicator
+    /// Why the launcher's processes cannot train as one job; `run` throws it before any work.
+    private let launchProblem: Error?
 
     init(_ compute: ComputeOptions) {
-        communicator = MPICommunicator.isLaunchedByMPI ? MPICommunicator() : SingleProcess()
+        if let launch = Launch.current, launch.joinsMPI {
+            do {
+                communicator = try MPICommunicator(launch: launch)
+                launchProblem = nil
+            } catch {
+                // Each process is alone: it reports and exits (rank 0 prints, see CNNTrain.main)
+                // rather than train and write the files the others write.
+                communicator = SingleProcess()
+                launchProblem = error
+            }
+        } else {
+            communicator = SingleProcess()
+            launchProblem = nil
+        }
         // The ranks of a host share its cores; OpenBLAS and oneDNN (OpenMP) run one at a
         // time, so each gets the rank's share.
         if let threads = compute.threads {
@@ -56,6 +72,7 @@ final class Job {
     /// reported by rank 0 alone; any other error on a rank of a multi-rank job is printed
     /// there and ends every rank at once, since the others may be waiting for it.
     func run(_ body: () throws -> Void) throws {
+        if let launchProblem { throw launchProblem }
         do {
             try body()
         } catch where communicator.size > 1 {

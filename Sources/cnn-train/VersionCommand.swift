@@ -2,16 +2,19 @@ import ArgumentParser
 import CHDF5
 import CMPI
 import CZlib
+import Distributed
 import Tensor
 
-/// `cnn-train version`: which C libraries this binary runs on, for bug reports.
+/// `cnn-train version`: which C libraries this binary runs on, for bug reports; under a
+/// launcher (`mpirun`, `srun`) also what each process learns from MPI, to check a cluster's setup.
 struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "version",
-        abstract: "Print the versions of the libraries cnn-train is linked with."
+        abstract: "Print the versions of the libraries cnn-train is linked with.",
+        discussion: "Under a launcher (mpirun, srun) each rank also prints one line: the launcher, and its rank, the world's size and the ranks on its host as MPI gives them."
     )
 
-    func run() {
+    func run() throws {
         print("cnn-train 0.1 (tensors: \(MemoryLayout<Real>.size == 8 ? "float64" : "float32"))")
         print("OpenBLAS: core \(BLAS.coreName), \(BLAS.threads) thread(s)")
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
@@ -23,5 +26,10 @@ struct VersionCommand: ParsableCommand {
         MPI_Get_library_version(&buffer, &length)
         let mpi = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         print("MPI: \(mpi.split(separator: "\n").first.map(String.init) ?? mpi)")
+        if let launch = Launch.current, launch.joinsMPI {
+            let communicator = try MPICommunicator(launch: launch)
+            print("Launch: \(launch.launcher.rawValue); MPI rank \(communicator.rank) of \(communicator.size), \(communicator.localSize) on this host")
+            communicator.finalize()
+        }
     }
 }

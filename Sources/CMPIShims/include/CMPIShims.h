@@ -19,5 +19,7 @@ MPI_Status *cnn_mpi_status_ignore(void);
 int cnn_mpi_thread_funneled(void);
 int cnn_mpi_thread_multiple(void);
 int cnn_mpi_success(void);
+int cnn_mpi_comm_type_shared(void);
+MPI_Info cnn_mpi_info_null(void);
 
 #endif
