@@ -41,6 +41,19 @@ done
 plugins=$(dirname "$(find /usr/lib -name auth_munge.so -path '*slurm*' 2>/dev/null | head -1)")
 [ -f "$plugins/mpi_pmix.so" ] || cannot "Slurm's PMIx plugin (mpi_pmix.so) is missing"
 
+# Starts a daemon that keeps none of this script's files open: no standard streams (it logs to
+# DIR) and no other inherited descriptor, so that whoever waits for this script's output or
+# its end (a pipe, a test's process monitor) is not kept waiting by the daemons it leaves.
+detached() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            n="${fd##*/}"
+            [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-"
+        done
+        exec "$@" </dev/null >/dev/null 2>&1
+    )
+}
+
 mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
 chmod 700 "$dir" "$dir/munge"
 dir="$(cd "$dir" && pwd)"
@@ -49,7 +62,7 @@ dir="$(cd "$dir" && pwd)"
 mungekey --create --keyfile "$dir/munge/munge.key" --force >/dev/null 2>&1 \
     || dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
 chmod 600 "$dir/munge/munge.key"
-munged --force --socket "$dir/munge/socket" --key-file "$dir/munge/munge.key" \
+detached munged --force --socket "$dir/munge/socket" --key-file "$dir/munge/munge.key" \
     --pid-file "$dir/munge/munged.pid" --log-file "$dir/munge/munged.log" --seed-file "$dir/munge/seed" \
     || cannot "munged did not start: $(tail -1 "$dir/munge/munged.log" 2>/dev/null)"
 
@@ -98,8 +111,8 @@ PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
 
 export SLURM_CONF="$dir/slurm.conf"
-slurmctld -f "$SLURM_CONF" || cannot "slurmctld did not start: $(tail -3 "$dir/slurmctld.log" 2>/dev/null)"
-slurmd -f "$SLURM_CONF" || cannot "slurmd did not start: $(tail -3 "$dir/slurmd.log" 2>/dev/null)"
+detached slurmctld -f "$SLURM_CONF" || cannot "slurmctld did not start: $(tail -3 "$dir/slurmctld.log" 2>/dev/null)"
+detached slurmd -f "$SLURM_CONF" || cannot "slurmd did not start: $(tail -3 "$dir/slurmd.log" 2>/dev/null)"
 for _ in $(seq 1 60); do
     state="$(sinfo -h -n "$node" -o %T 2>/dev/null || true)"
     [ "$state" = idle ] && { echo "export SLURM_CONF=$SLURM_CONF"; exit 0; }
