@@ -5,7 +5,8 @@ import XCTest
 /// launch/slurm.sbatch under a real Slurm (munged, slurmctld, slurmd on this machine, from
 /// cluster/slurm/setup.sh): a 2-task job trains as one 2-rank job, bitwise equal to
 /// launch/local.sh -n 2; a requeued job resumes from its checkpoint and ends bitwise equal
-/// to an uninterrupted run. Skipped, with setup.sh's reason, where Slurm cannot start.
+/// to an uninterrupted run; on the emulated cluster, a 2-node job crosses its links. Skipped,
+/// with setup.sh's reason, where Slurm cannot start.
 final class SlurmTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cnn-train")
@@ -230,5 +231,52 @@ final class SlurmTests: XCTestCase {
             slurm("scontrol", ["requeue", job])
         }
         XCTAssertEqual(text.components(separatedBy: "starting from init.h5").count - 1, 1, "from init.h5 the first time only: \(text)")
+    }
+
+    // MARK: - The emulated cluster as a Slurm cluster
+
+    /// One slurmd per emulated host (network namespaces on shaped links, cluster/emulated/):
+    /// the ranks of a 2-node job sit on two hosts, one per host, and sum their gradients over
+    /// the emulated links; the result is the one-host result.
+    func testATwoNodeJobOnTheEmulatedClusterCrossesItsLinks() throws {
+        let probe = Self.run("/usr/sbin/ip", ["netns", "add", "cnn-slurm-probe"])
+        try XCTSkipUnless(probe.status == 0, "this machine forbids network namespaces (ip netns add failed: \(probe.err))")
+        Self.run("/usr/sbin/ip", ["netns", "del", "cnn-slurm-probe"])
+        let emulated = Self.repo.appendingPathComponent("cluster/emulated")
+        let directory = scratch.appendingPathComponent("slurm-emulated")
+        defer {
+            Self.run("/bin/bash", [Self.repo.appendingPathComponent("cluster/slurm/teardown.sh").path, directory.path], timeout: 60)
+            Self.run("/bin/bash", [emulated.appendingPathComponent("teardown.sh").path], timeout: 60)
+        }
+        let hosts = Self.run("/bin/bash", [emulated.appendingPathComponent("setup.sh").path, "-k", "2", "--rate", "1gbit"], timeout: 60)
+        XCTAssertEqual(hosts.status, 0, hosts.err)
+        let up = Self.run("/bin/bash", [Self.repo.appendingPathComponent("cluster/slurm/setup.sh").path, "--emulated", directory.path], timeout: 90)
+        if up.status == 77 { throw XCTSkip(up.err.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        XCTAssertEqual(up.status, 0, up.err)
+
+        // Clients reach the controller from inside the first host; ranks talk TCP over eth0
+        // (Open MPI's shared-memory transport does not work across these namespaces).
+        let environment = ["SLURM_CONF": directory.appendingPathComponent("slurm.conf").path, "CNN_TRAIN": Self.binary.path,
+                           "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "eth0"]
+        func inside(_ program: String, _ arguments: [String]) -> Outcome {
+            Self.run("/usr/sbin/ip", ["netns", "exec", "cnn-h0", program] + arguments, in: scratch, environment: environment, timeout: 300)
+        }
+        let ranks = inside("srun", ["--nodes=2", "--ntasks=2", Self.binary.path, "version"])
+        XCTAssertEqual(ranks.status, 0, ranks.err)
+        let lines = ranks.out.split(separator: "\n").filter { $0.hasPrefix("Launch:") }.map(String.init).sorted()
+        XCTAssertEqual(lines, ["Launch: PMIx; MPI rank 0 of 2, 1 on this host", "Launch: PMIx; MPI rank 1 of 2, 1 on this host"], ranks.out)
+
+        let training = ["lenet", "--epochs", "1", "--limit-train", "4096", "--limit-test", "500", "--threads", "1"]
+        let submitted = inside("sbatch", ["--parsable", "--wait", "--nodes=2", "--ntasks-per-node=1",
+                                          Self.repo.appendingPathComponent("launch/slurm.sbatch").path] + training + ["--save", "slurm.h5"])
+        let job = submitted.out.split(separator: "\n").first.map { String($0.split(separator: ";")[0]) } ?? ""
+        XCTAssertEqual(submitted.status, 0, "job \(job): \(submitted.err)\n\(log(of: job))")
+        let text = log(of: job)
+        XCTAssertTrue(text.contains("job \(job) run 1 on cnn-h[0-1]"), text)
+        XCTAssertTrue(text.contains("batch 256, 16 steps; 2 ranks"), text)
+        XCTAssertEqual(text.components(separatedBy: "done after 16 steps").count - 1, 1, text)
+
+        trainLocally(training + ["--save", "local.h5"])
+        try assertBitwiseEqualWeights("slurm.h5", "local.h5")
     }
 }

@@ -15,12 +15,16 @@ stop() {
     fi
     rm -f "$pidfile"
 }
-# Jobs still running end with their slurmd's step daemons; cancel them first so none is orphaned.
+# Jobs still running end with their slurmd's step daemons; cancel them first so none is
+# orphaned. An emulated cluster's controller is reached from inside its first host.
 if [ -f "$dir/slurm.conf" ] && [ -f "$dir/slurmctld.pid" ]; then
-    SLURM_CONF="$dir/slurm.conf" scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
+    client=()
+    namespace="$(cat "$dir/client-namespace" 2>/dev/null || true)"
+    [ -z "$namespace" ] || [ ! -e "/run/netns/$namespace" ] || client=(ip netns exec "$namespace")
+    SLURM_CONF="$dir/slurm.conf" timeout 10 "${client[@]}" scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
     sleep 1
 fi
-stop "$dir/slurmd.pid"
+for pidfile in "$dir"/slurmd-*.pid; do stop "$pidfile"; done
 stop "$dir/slurmctld.pid"
 stop "$dir/munge/munged.pid"
 rm -rf "$dir"
