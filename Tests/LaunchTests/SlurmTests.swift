@@ -93,14 +93,19 @@ final class SlurmTests: XCTestCase {
         return Self.run(program, arguments, in: scratch, environment: environment, timeout: timeout)
     }
 
-    /// Submits launch/slurm.sbatch with one node of 2 tasks and cnn-train's `arguments`; the job id.
+    /// Submits launch/slurm.sbatch with one node of 2 tasks and cnn-train's `arguments`; the
+    /// job id. With `wait`, returns when the job has ended, and checks that it completed.
     func submit(_ arguments: [String], environment: [String: String] = [:], wait: Bool) throws -> String {
-        let options = ["--parsable", "--nodes=1", "--ntasks-per-node=2"] + (wait ? ["--wait"] : [])
-        let submitted = slurm("sbatch", options + [Self.repo.appendingPathComponent("launch/slurm.sbatch").path] + arguments,
-                              environment: environment.merging(["CNN_TRAIN": Self.binary.path]) { $1 }, timeout: 300)
+        let submitted = slurm("sbatch", ["--parsable", "--nodes=1", "--ntasks-per-node=2", Self.repo.appendingPathComponent("launch/slurm.sbatch").path] + arguments,
+                              environment: environment.merging(["CNN_TRAIN": Self.binary.path]) { $1 })
         let id = submitted.out.split(separator: "\n").first.map { String($0.split(separator: ";")[0]) } ?? ""
         XCTAssertFalse(id.isEmpty, "sbatch printed no job id: \(submitted.err)")
-        if wait { XCTAssertEqual(submitted.status, 0, "job \(id) failed: \(submitted.err)\n\(log(of: id))") }
+        if wait {
+            // Polled here: sbatch --wait looks every few seconds, which would be most of these tests' time.
+            let ended = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
+            XCTAssertTrue(eventually(within: 300) { ended.contains(state(of: id).state) }, "job \(id) did not end: \(state(of: id))")
+            XCTAssertEqual(state(of: id).state, "COMPLETED", "job \(id): \(log(of: id))")
+        }
         return id
     }
 
@@ -199,7 +204,12 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(checkpointed, "no checkpoint: \(log(of: job))")
         let interrupted = interrupt(job)
         XCTAssertEqual(interrupted.status, 0, interrupted.err)
-        XCTAssertTrue(eventually(within: 60) { state(of: job).restarts == 1 }, "not requeued: \(state(of: job)) \(log(of: job))")
+        // Requeued: past the transitional states (COMPLETING, REQUEUED), pending or already running again.
+        let requeued = eventually(within: 60) {
+            let now = state(of: job)
+            return now.restarts == 1 && ["PENDING", "RUNNING", "COMPLETED"].contains(now.state)
+        }
+        XCTAssertTrue(requeued, "not requeued: \(state(of: job)) \(log(of: job))")
         // Slurm 22.05 holds a requeued job for two minutes before it may start again; an
         // administrator's StartTime=now releases it at once.
         if state(of: job).state == "PENDING" { slurm("scontrol", ["update", "JobId=\(job)", "StartTime=now"]) }
