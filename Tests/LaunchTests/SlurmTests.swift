@@ -87,24 +87,27 @@ final class SlurmTests: XCTestCase {
 
     /// Runs a Slurm client (sbatch, scontrol, …) against this class's Slurm, in the scratch folder.
     @discardableResult
-    func slurm(_ program: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) -> Outcome {
+    /// `configuration` names another Slurm's slurm.conf.
+    func slurm(_ program: String, _ arguments: [String], environment: [String: String] = [:], configuration: String? = nil,
+               timeout: Double = 120) -> Outcome {
         var environment = environment
-        environment["SLURM_CONF"] = Self.slurmDirectory!.appendingPathComponent("slurm.conf").path
+        environment["SLURM_CONF"] = configuration ?? Self.slurmDirectory!.appendingPathComponent("slurm.conf").path
         return Self.run(program, arguments, in: scratch, environment: environment, timeout: timeout)
     }
 
     /// Submits launch/slurm.sbatch with one node of 2 tasks and cnn-train's `arguments`; the
     /// job id. With `wait`, returns when the job has ended, and checks that it completed.
-    func submit(_ arguments: [String], environment: [String: String] = [:], wait: Bool) throws -> String {
+    func submit(_ arguments: [String], environment: [String: String] = [:], configuration: String? = nil, wait: Bool) throws -> String {
         let submitted = slurm("sbatch", ["--parsable", "--nodes=1", "--ntasks-per-node=2", Self.repo.appendingPathComponent("launch/slurm.sbatch").path] + arguments,
-                              environment: environment.merging(["CNN_TRAIN": Self.binary.path]) { $1 })
+                              environment: environment.merging(["CNN_TRAIN": Self.binary.path]) { $1 }, configuration: configuration)
         let id = submitted.out.split(separator: "\n").first.map { String($0.split(separator: ";")[0]) } ?? ""
         XCTAssertFalse(id.isEmpty, "sbatch printed no job id: \(submitted.err)")
         if wait {
             // Polled here: sbatch --wait looks every few seconds, which would be most of these tests' time.
             let ended = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
-            XCTAssertTrue(eventually(within: 300) { ended.contains(state(of: id).state) }, "job \(id) did not end: \(state(of: id))")
-            XCTAssertEqual(state(of: id).state, "COMPLETED", "job \(id): \(log(of: id))")
+            let final = { self.state(of: id, configuration: configuration).state }
+            XCTAssertTrue(eventually(within: 300) { ended.contains(final()) }, "job \(id) did not end: \(final())")
+            XCTAssertEqual(final(), "COMPLETED", "job \(id): \(log(of: id))")
         }
         return id
     }
@@ -115,8 +118,8 @@ final class SlurmTests: XCTestCase {
     }
 
     /// The job's state (RUNNING, PENDING, COMPLETED, …) and how many times it was requeued.
-    func state(of job: String) -> (state: String, restarts: Int) {
-        let fields = slurm("scontrol", ["show", "job", "-o", job]).out.split(separator: " ")
+    func state(of job: String, configuration: String? = nil) -> (state: String, restarts: Int) {
+        let fields = slurm("scontrol", ["show", "job", "-o", job], configuration: configuration).out.split(separator: " ")
         func field(_ name: String) -> String? { fields.first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) } }
         return (field("JobState") ?? "", Int(field("Restarts") ?? "") ?? 0)
     }
@@ -241,6 +244,23 @@ final class SlurmTests: XCTestCase {
             slurm("scontrol", ["requeue", job])
         }
         XCTAssertEqual(text.components(separatedBy: "starting from init.h5").count - 1, 1, "from init.h5 the first time only: \(text)")
+    }
+
+    /// On a cluster whose TaskPlugin cannot bind (task/none), the script asks for no binding,
+    /// so srun does not warn that "cluster configuration lacks support for cpu binding".
+    func testWithoutATaskPluginThatBindsTheScriptAsksForNoBinding() throws {
+        let directory = scratch.appendingPathComponent("slurm-unbound")
+        defer { Self.run("/bin/bash", [Self.repo.appendingPathComponent("cluster/slurm/teardown.sh").path, directory.path], timeout: 60) }
+        let port = 25_000 + Int(getpid() % 5000) * 2
+        let up = Self.run("/bin/bash", [Self.repo.appendingPathComponent("cluster/slurm/setup.sh").path, directory.path],
+                          environment: ["SLURM_PORT": "\(port)", "TASK_PLUGIN": "task/none"], timeout: 90)
+        XCTAssertEqual(up.status, 0, up.err)
+        let conf = directory.appendingPathComponent("slurm.conf").path
+        XCTAssertTrue(try String(contentsOfFile: conf, encoding: .utf8).contains("TaskPlugin=task/none"))
+        let job = try submit(["lenet", "--dataset", "synthetic", "--max-steps", "2"], configuration: conf, wait: true)
+        let text = log(of: job)
+        XCTAssertTrue(text.contains("2 ranks") && text.contains("done after 2 steps"), text)
+        XCTAssertFalse(text.contains("cpu binding"), text)
     }
 
     // MARK: - The emulated cluster as a Slurm cluster

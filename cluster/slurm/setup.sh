@@ -20,7 +20,8 @@ is idle, then prints the line to use it:
                controller in cnn-h0. Clients reach it from inside: ip netns exec cnn-h0 sbatch …
                Every node claims this machine's CPUs, as the emulated hosts share them.
 
-Environment: SLURM_PORT (slurmctld's port, default 16817; slurmd takes the next one).
+Environment: SLURM_PORT (slurmctld's port, default 16817; slurmd takes the next one),
+TASK_PLUGIN (default task/affinity; task/none for a cluster that cannot bind CPUs).
 Exit status 77 when Slurm cannot start here, with the reason on stderr (tests then skip);
 2 for bad usage. Needs root (slurmd runs jobs as their users). Packages: slurmctld slurmd
 slurm-client munge (scripts/install-deps.sh installs them).
@@ -103,8 +104,8 @@ detached "" munged --force --socket "$dir/munge/socket" --key-file "$dir/munge/m
 
 # slurmd -C prints this host's line as slurm.conf wants it (CPUs, sockets, cores, threads).
 hardware="$(slurmd -C | head -1 | sed -e 's/^NodeName=[^ ]* //' -e 's/RealMemory=[0-9]*//')"
-task=task/affinity
-[ -f "$plugins/task_affinity.so" ] || task=task/none
+task="${TASK_PLUGIN:-task/affinity}"
+[ -f "$plugins/${task//\//_}.so" ] || task=task/none
 # slurmctld knows itself by this machine's name; clients and nodes reach it at its address.
 controller="$(hostname -s)"
 [ -z "${addresses[0]}" ] || controller+="(${addresses[0]})"
