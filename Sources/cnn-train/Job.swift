@@ -29,18 +29,35 @@ final class Job {
             communicator = SingleProcess()
             launchProblem = nil
         }
-        // The ranks of a host share its cores; OpenBLAS and oneDNN (OpenMP) run one at a
-        // time, so each gets the rank's share.
         if let threads = compute.threads {
             BLAS.threads = threads
         } else if communicator.localSize > 1 {
-            BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.localSize)
+            BLAS.threads = Self.threadsPerRank(localSize: communicator.localSize)
         }
         if let engine = compute.engine { ConvolutionEngine.current = engine }
         if ConvolutionEngine.current == .dnnl { DNNLRuntime.threads = BLAS.threads }
     }
 
     var isRoot: Bool { communicator.isRoot }
+
+    /// Threads for each of `localSize` ranks on this host: OpenBLAS and oneDNN (OpenMP) run
+    /// one at a time, so each rank gets its share of the host's cores, and no more than the
+    /// cores it is bound to (srun --cpu-bind, mpirun --bind-to: its CPU affinity mask).
+    static func threadsPerRank(localSize: Int) -> Int {
+        let share = ProcessInfo.processInfo.activeProcessorCount / max(localSize, 1)
+        return max(1, min(share, cpusInAffinityMask() ?? share))
+    }
+
+    /// How many CPUs this process may run on (its affinity mask, from /proc/self/status), or
+    /// nil where it cannot tell. Foundation's activeProcessorCount counts the host's, whatever
+    /// the binding.
+    static func cpusInAffinityMask() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        // A hexadecimal mask in comma-separated words: "Cpus_allowed:\t00000000,00000003".
+        let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { $0 + (Int(String($1), radix: 16)?.nonzeroBitCount ?? 0) }
+        return count > 0 ? count : nil
+    }
 
     /// An error every rank knows of, with the message of the rank where it happened.
     struct Failure: Error, CustomStringConvertible {

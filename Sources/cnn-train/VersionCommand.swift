@@ -11,7 +11,7 @@ struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "version",
         abstract: "Print the versions of the libraries cnn-train is linked with.",
-        discussion: "Under a launcher (mpirun, srun) each rank also prints one line: the launcher, and its rank, the world's size and the ranks on its host as MPI gives them."
+        discussion: "Under a launcher (mpirun, srun) each rank also prints one line: the launcher; its rank, the world's size and the ranks on its host as MPI gives them; and the threads it would compute with."
     )
 
     func run() throws {
@@ -28,7 +28,8 @@ struct VersionCommand: ParsableCommand {
         print("MPI: \(mpi.split(separator: "\n").first.map(String.init) ?? mpi)")
         if let launch = Launch.current, launch.joinsMPI {
             let communicator = try MPICommunicator(launch: launch)
-            print("Launch: \(launch.launcher.rawValue); MPI rank \(communicator.rank) of \(communicator.size), \(communicator.localSize) on this host")
+            print("Launch: \(launch.launcher.rawValue); MPI rank \(communicator.rank) of \(communicator.size), \(communicator.localSize) on this host, "
+                  + "\(communicator.localSize > 1 ? Job.threadsPerRank(localSize: communicator.localSize) : BLAS.threads) thread(s)")
             communicator.finalize()
         }
     }
