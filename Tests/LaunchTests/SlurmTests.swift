@@ -107,7 +107,7 @@ final class SlurmTests: XCTestCase {
             let ended = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
             let final = { self.state(of: id, configuration: configuration).state }
             XCTAssertTrue(eventually(within: 300) { ended.contains(final()) }, "job \(id) did not end: \(final())")
-            XCTAssertEqual(final(), "COMPLETED", "job \(id): \(log(of: id))")
+            XCTAssertEqual(final(), "COMPLETED", "job \(id): \(log(of: id))\nslurmctld:\n\(controllerLog(of: id, in: configuration.map { URL(fileURLWithPath: $0).deletingLastPathComponent() }))")
         }
         return id
     }
@@ -118,9 +118,12 @@ final class SlurmTests: XCTestCase {
     }
 
     /// What slurmctld logged about the job, for failure messages.
-    func controllerLog(of job: String) -> String {
-        let text = (try? String(contentsOf: Self.slurmDirectory!.appendingPathComponent("slurmctld.log"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").filter { $0.contains("JobId=\(job) ") || $0.hasSuffix("JobId=\(job)") }.joined(separator: "\n")
+    func controllerLog(of job: String, in directory: URL? = nil) -> String {
+        let text = (try? String(contentsOf: (directory ?? Self.slurmDirectory!).appendingPathComponent("slurmctld.log"), encoding: .utf8)) ?? ""
+        let lines = text.split(separator: "\n")
+        // The job's own lines, and the nodes' troubles (not responding, down, rebooted) around them.
+        return lines.filter { $0.contains("JobId=\(job) ") || $0.hasSuffix("JobId=\(job)") || $0.contains("error") || $0.contains("node ") || $0.contains("Node ") }
+            .suffix(40).joined(separator: "\n")
     }
 
     /// The job's state (RUNNING, PENDING, COMPLETED, …) and how many times it was requeued.
@@ -318,7 +321,7 @@ final class SlurmTests: XCTestCase {
         let submitted = inside("sbatch", ["--parsable", "--wait", "--nodes=2", "--ntasks-per-node=1",
                                           Self.repo.appendingPathComponent("launch/slurm.sbatch").path] + training + ["--save", "slurm.h5"])
         let job = submitted.out.split(separator: "\n").first.map { String($0.split(separator: ";")[0]) } ?? ""
-        XCTAssertEqual(submitted.status, 0, "job \(job): \(submitted.err)\n\(log(of: job))")
+        XCTAssertEqual(submitted.status, 0, "job \(job): \(submitted.err)\n\(log(of: job))\nslurmctld:\n\(controllerLog(of: job, in: directory))")
         let text = log(of: job)
         XCTAssertTrue(text.contains("job \(job) run 1 on cnn-h[0-1]"), text)
         XCTAssertTrue(text.contains("batch 256, 16 steps; 2 ranks"), text)
