@@ -61,7 +61,7 @@ let package = Package(
         // Runs the built executable (declared as a dependency so that it is built first).
         .testTarget(name: "CLITests", dependencies: ["cnn-train", "Tensor"]),
         .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5"]),
-        .testTarget(name: "LaunchTests", dependencies: ["cnn-train"]),
+        .testTarget(name: "LaunchTests", dependencies: ["cnn-train", "Distributed", "HDF5"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),

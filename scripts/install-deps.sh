@@ -3,7 +3,11 @@
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist)
+# slurmctld, slurmd, slurm-client and munge: the real Slurm that the launch tests bring up
+# (cluster/slurm/setup.sh); nothing else needs them. Under Docker's policy-rc.d their
+# services are installed but not started.
+packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist
+          slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,3 +14,5 @@ MPI_Status *cnn_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 int cnn_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 int cnn_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 int cnn_mpi_success(void) { return MPI_SUCCESS; }
+int cnn_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+MPI_Info cnn_mpi_info_null(void) { return MPI_INFO_NULL; }

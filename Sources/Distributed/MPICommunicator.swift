@@ -3,7 +3,7 @@ import CMPIShims
 import Foundation
 import NN
 
-/// The processes of an `mpirun` job, over MPI_COMM_WORLD. Gradient sums started during
+/// The processes of an MPI job (`mpirun`, `srun --mpi=pmix`, …), over MPI_COMM_WORLD. Gradient sums started during
 /// backward run on a thread of their own (`GradientSumThread`) where MPI provides
 /// MPI_THREAD_MULTIPLE; otherwise the main thread starts them and advances them at each
 /// `progress()`.
@@ -17,10 +17,12 @@ public final class MPICommunicator: Communicator {
     /// The thread's count of buckets handed over when this step's first sum started.
     private var stepStart: Int?
 
-    /// Whether this process was started by OpenMPI's launcher.
-    public static var isLaunchedByMPI: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
-
-    public init() {
+    /// Joins the MPI job that `launch` started: rank and size are MPI_COMM_WORLD's, the local
+    /// size that of its shared-memory part (the ranks on this host). Throws, with MPI finalised,
+    /// where MPI cannot join the launcher's job or its world is not the job the launcher
+    /// started (`srun` without `--mpi=pmix`): training on there would run each process alone.
+    public init(launch: Launch) throws {
+        try launch.checkJoinable()
         var provided: Int32 = 0
         MPI_Init_thread(nil, nil, cnn_mpi_thread_multiple(), &provided)
         var r: Int32 = 0, s: Int32 = 0
@@ -28,13 +30,29 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(comm, &s)
         rank = Int(r)
         size = Int(s)
-        localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
-        // CNN_TRAIN_SUM_THREAD=0 keeps the sums on the main thread, to measure what the thread buys.
+        localSize = Self.sharedMemorySize(of: comm, rank: r)
+        do {
+            try launch.check(mpiSize: size)
+        } catch {
+            MPI_Finalize()
+            throw error
+        }
         // The 16-bit sum operations exist before any thread can use them.
         _ = (cnn_mpi_sum_bf16(), cnn_mpi_sum_fp16())
+        // CNN_TRAIN_SUM_THREAD=0 keeps the sums on the main thread, to measure what the thread buys.
         if size > 1 && provided >= cnn_mpi_thread_multiple() && ProcessInfo.processInfo.environment["CNN_TRAIN_SUM_THREAD"] != "0" {
             sumThread = GradientSumThread(duplicating: comm)
         }
+    }
+
+    /// How many ranks of `comm` share this rank's memory (its host), from MPI's own split.
+    private static func sharedMemorySize(of comm: MPI_Comm?, rank: Int32) -> Int {
+        var local: MPI_Comm?
+        guard MPI_Comm_split_type(comm, cnn_mpi_comm_type_shared(), rank, cnn_mpi_info_null(), &local) == cnn_mpi_success() else { return 1 }
+        var size: Int32 = 1
+        MPI_Comm_size(local, &size)
+        MPI_Comm_free(&local)
+        return Int(size)
     }
 
     /// Ends MPI; call once, after the last collective.

@@ -21,11 +21,11 @@ public final class ConsoleReporter: TrainingObserver {
     /// Whether lines show the compute/communication split (runs over several ranks).
     private let showsCommunication: Bool
 
-    /// Under mpirun, standard output is a pseudo-terminal whatever the user's is, so plain lines are used.
+    /// Under a launcher (mpirun, srun), standard output is a pseudo-terminal whatever the user's is, so plain lines are used.
     /// `clock` (seconds) and `write` (text as is, newlines included) are replaceable for tests;
     /// by default output is flushed at once, since mpirun forwards it as it comes.
     public init(epochs: Int, showsCommunication: Bool = false,
-                interactive: Bool = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil,
+                interactive: Bool = isatty(STDOUT_FILENO) == 1 && Launch.current == nil,
                 interval: Double = 5, clock: @escaping () -> Double = now,
                 write: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) {
         self.epochs = epochs

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Models
 
@@ -15,8 +16,8 @@ struct CNNTrain: ParsableCommand {
         defaultSubcommand: TrainCommand.self
     )
 
-    /// As ArgumentParser's, except that under mpirun only rank 0 reports an error every rank
-    /// hit alike (a bad argument), so it is printed once.
+    /// As ArgumentParser's, except that under a launcher (mpirun, srun) only rank 0 reports an
+    /// error every rank hit alike (a bad argument), so it is printed once.
     static func main() {
         LoadTimeSettings.applyBeforeStart()
         // Past a file-size limit (ulimit -f), write() then fails with EFBIG and the run reports
@@ -26,7 +27,7 @@ struct CNNTrain: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            if let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"], rank != "0" {
+            if let launch = Launch.current, launch.rank != 0 {
                 // Exiting first would make mpirun print its abort banner into the middle of
                 // rank 0's message; give rank 0 the time to print it and exit itself.
                 Thread.sleep(forTimeInterval: 1)

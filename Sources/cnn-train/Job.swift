@@ -6,25 +6,60 @@ import Foundation
 import Tensor
 import Training
 
-/// The processes of one run: one alone, or the ranks of an `mpirun` job. Decides who
-/// prints errors, so that an error is printed once and no rank is left waiting.
+/// The processes of one run: one alone, or the ranks of a job that a launcher started
+/// (`mpirun`, `srun`, any PMI launcher; see `Launch`). Decides who prints errors, so that an
+/// error is printed once and no rank is left waiting.
 final class Job {
     let communicator: any Communicator
+    /// Why the launcher's processes cannot train as one job; `run` throws it before any work.
+    private let launchProblem: Error?
 
     init(_ compute: ComputeOptions) {
-        communicator = MPICommunicator.isLaunchedByMPI ? MPICommunicator() : SingleProcess()
+        if let launch = Launch.current, launch.joinsMPI {
+            do {
+                communicator = try MPICommunicator(launch: launch)
+                launchProblem = nil
+            } catch {
+                // Each process is alone: it reports and exits (rank 0 prints, see CNNTrain.main)
+                // rather than train and write the files the others write.
+                communicator = SingleProcess()
+                launchProblem = error
+            }
+        } else {
+            communicator = SingleProcess()
+            launchProblem = nil
+        }
         // The ranks of a host share its cores; OpenBLAS and the OpenMP team (oneDNN and our
         // own parallel loops) run one at a time, so each gets the rank's share.
         if let threads = compute.threads {
             BLAS.threads = threads
         } else if communicator.localSize > 1 {
-            BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / communicator.localSize)
+            BLAS.threads = Self.threadsPerRank(localSize: communicator.localSize)
         }
         if let engine = compute.engine { ConvolutionEngine.current = engine }
         Parallel.threads = BLAS.threads
     }
 
     var isRoot: Bool { communicator.isRoot }
+
+    /// Threads for each of `localSize` ranks on this host: OpenBLAS and oneDNN (OpenMP) run
+    /// one at a time, so each rank gets its share of the host's cores, and no more than the
+    /// cores it is bound to (srun --cpu-bind, mpirun --bind-to: its CPU affinity mask).
+    static func threadsPerRank(localSize: Int) -> Int {
+        let share = ProcessInfo.processInfo.activeProcessorCount / max(localSize, 1)
+        return max(1, min(share, cpusInAffinityMask() ?? share))
+    }
+
+    /// How many CPUs this process may run on (its affinity mask, from /proc/self/status), or
+    /// nil where it cannot tell. Foundation's activeProcessorCount counts the host's, whatever
+    /// the binding.
+    static func cpusInAffinityMask() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        // A hexadecimal mask in comma-separated words: "Cpus_allowed:\t00000000,00000003".
+        let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { $0 + (Int(String($1), radix: 16)?.nonzeroBitCount ?? 0) }
+        return count > 0 ? count : nil
+    }
 
     /// An error every rank knows of, with the message of the rank where it happened.
     struct Failure: Error, CustomStringConvertible {
@@ -56,6 +91,7 @@ final class Job {
     /// reported by rank 0 alone; any other error on a rank of a multi-rank job is printed
     /// there and ends every rank at once, since the others may be waiting for it.
     func run(_ body: () throws -> Void) throws {
+        if let launchProblem { throw launchProblem }
         do {
             try body()
         } catch where communicator.size > 1 {

@@ -2,18 +2,21 @@ import ArgumentParser
 import CHDF5
 import CMPI
 import CZlib
+import Distributed
 import DNNL
 import Foundation
 import Tensor
 
-/// `cnn-train version`: which C libraries this binary runs on, for bug reports.
+/// `cnn-train version`: which C libraries this binary runs on, for bug reports; under a
+/// launcher (`mpirun`, `srun`) also what each process learns from MPI, to check a cluster's setup.
 struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "version",
-        abstract: "Print the versions of the libraries cnn-train is linked with."
+        abstract: "Print the versions of the libraries cnn-train is linked with.",
+        discussion: "Under a launcher (mpirun, srun) each rank also prints one line: the launcher; its rank, the world's size and the ranks on its host as MPI gives them; and the threads it would compute with."
     )
 
-    func run() {
+    func run() throws {
         print("cnn-train 0.1 (tensors: \(MemoryLayout<Real>.size == 8 ? "float64" : "float32"))")
         print("OpenBLAS: core \(BLAS.coreName), \(BLAS.threads) thread(s)")
         let waitPolicy = ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "the library's default"
@@ -27,5 +30,11 @@ struct VersionCommand: ParsableCommand {
         MPI_Get_library_version(&buffer, &length)
         let mpi = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         print("MPI: \(mpi.split(separator: "\n").first.map(String.init) ?? mpi)")
+        if let launch = Launch.current, launch.joinsMPI {
+            let communicator = try MPICommunicator(launch: launch)
+            print("Launch: \(launch.launcher.rawValue); MPI rank \(communicator.rank) of \(communicator.size), \(communicator.localSize) on this host, "
+                  + "\(communicator.localSize > 1 ? Job.threadsPerRank(localSize: communicator.localSize) : BLAS.threads) thread(s)")
+            communicator.finalize()
+        }
     }
 }

@@ -100,6 +100,11 @@ final class LaunchScriptTests: XCTestCase {
                             environment: ["CNN_TRAIN": cnnTrain])
         XCTAssertEqual(run.status, 0, run.err)
         XCTAssertTrue(run.out.contains("2 ranks") && run.out.contains("done after 3 steps"), run.out)
+        // One rank per host: MPI's shared-memory split puts each alone on its host.
+        let ranks = try shell("cluster/emulated/run.sh", ["-n", "2", "version"], environment: ["CNN_TRAIN": cnnTrain])
+        XCTAssertEqual(ranks.status, 0, ranks.err)
+        XCTAssertEqual(launchLines(ranks.out),
+                       ["Launch: mpirun; MPI rank 0 of 2, 1 on this host", "Launch: mpirun; MPI rank 1 of 2, 1 on this host"], ranks.out)
         let down = try shell("cluster/emulated/teardown.sh", [])
         XCTAssertEqual(down.status, 0, down.err)
 

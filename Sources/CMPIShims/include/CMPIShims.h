@@ -19,6 +19,8 @@ MPI_Status *cnn_mpi_status_ignore(void);
 int cnn_mpi_thread_funneled(void);
 int cnn_mpi_thread_multiple(void);
 int cnn_mpi_success(void);
+int cnn_mpi_comm_type_shared(void);
+MPI_Info cnn_mpi_info_null(void);
 
 // MARK: 16-bit gradient transport
 // Buffers of MPI_UINT16_T whose elements are bfloat16 or IEEE half floats. The sum
