@@ -22,16 +22,12 @@ public enum Parallel {
 
     /// Calls `kernel(&arguments, begin, end)` with disjoint ranges covering `0..<count`,
     /// concurrently, giving each thread at least `grain` indices (fewer threads when the loop
-    /// is small). `arguments` is what the kernel needs, usually a small struct of pointers.
+    /// is small; the calling thread alone when one suffices). `arguments` is what the kernel
+    /// needs, usually a small struct of pointers.
     @inlinable
     public static func forEach<Arguments>(_ count: Int, grain: Int = 1, _ arguments: Arguments, _ kernel: Kernel) {
         withUnsafePointer(to: arguments) { pointer in
-            let context = UnsafeMutableRawPointer(mutating: pointer)
-            if count >= 2 * grain && threads > 1 {
-                cnn_parallel_for(count, grain, kernel, context)
-            } else if count > 0 {
-                kernel(context, 0, count)
-            }
+            cnn_parallel_for(count, grain, kernel, UnsafeMutableRawPointer(mutating: pointer))
         }
     }
 }
