@@ -66,6 +66,6 @@ let package = Package(
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         // Every case of PyTorch's golden files (Fixtures/, copied from shared/golden).
-        .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5"], exclude: ["Fixtures"]),
+        .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5", "Checkpoint"], exclude: ["Fixtures"]),
     ]
 )

@@ -5,9 +5,10 @@ set -euo pipefail
 
 # slurmctld, slurmd, slurm-client and munge: the real Slurm that the launch tests bring up
 # (cluster/slurm/setup.sh); nothing else needs them. Under Docker's policy-rc.d their
-# services are installed but not started.
+# services are installed but not started. python3-numpy and python3-h5py:
+# scripts/convert_checkpoint.py (pretrained weights), which the tests run.
 packages=(pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist
-          slurmctld slurmd slurm-client munge)
+          slurmctld slurmd slurm-client munge python3-numpy python3-h5py)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

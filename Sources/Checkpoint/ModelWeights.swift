@@ -40,8 +40,12 @@ public enum ModelWeights {
     /// a missing, unexpected or misshaped entry is an error naming the file and the key, and
     /// nothing is changed unless everything fits. A file whose checksum does not match is
     /// refused; one without a checksum loads, and the returned status says so.
+    ///
+    /// With `replacingClassifier`, the network's classifier (`Network.classifierKeys`) keeps
+    /// its own values, and the file's, of any shape (an ImageNet head of 1000 classes), are
+    /// not read: fine-tuning a pretrained network for another number of classes.
     @discardableResult
-    public static func load(into network: Network, from path: String) throws -> FileChecksum.Status {
+    public static func load(into network: Network, from path: String, replacingClassifier: Bool = false) throws -> FileChecksum.Status {
         let file: HDF5File
         do { file = try HDF5File(reading: path) } catch let error as HDF5Error where error.isDamage { throw error } catch {
             throw HDF5Error("\(path): not a readable HDF5 file", damage: true)
@@ -52,8 +56,9 @@ public enum ModelWeights {
             throw HDF5Error("\(path): holds weights of \(named), not \(network.name)")
         }
         let group = try root.group("model")
-        let expected = network.stateDict
-        let present = Set(try group.memberNames())
+        let classifier = Set(replacingClassifier ? network.classifierKeys : [])
+        let expected = network.stateDict.filter { !classifier.contains($0.key) }
+        let present = Set(try group.memberNames()).subtracting(classifier)
         let keys = Set(expected.map(\.key))
         if let missing = expected.first(where: { !present.contains($0.key) }) {
             throw HDF5Error("\(path): /model has no '\(missing.key)' for \(network.name)")
@@ -68,7 +73,8 @@ public enum ModelWeights {
             switch value {
             case let .tensor(t):
                 guard dataset.shape == t.shape.dims else {
-                    throw HDF5Error("\(path): /model/\(key) has shape \(dataset.shape), expected \(t.shape.dims)")
+                    throw HDF5Error("\(path): /model/\(key) has shape \(dataset.shape), expected \(t.shape.dims)"
+                                    + mismatchAdvice(key: key, network: network, replacingClassifier: replacingClassifier))
                 }
                 let values: [Real] = try dataset.readReals()
                 if let bad = values.first(where: { !$0.isFinite }) {
@@ -85,5 +91,17 @@ public enum ModelWeights {
         for (t, values) in tensors { values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) } }
         for (bn, count) in counters { bn.numBatchesTracked = count }
         return file.checksum
+    }
+
+    /// What to do about a misshaped key: pretrained weights usually differ from the network
+    /// in the classifier (other classes) or in the first convolution (3 input channels).
+    private static func mismatchAdvice(key: String, network: Network, replacingClassifier: Bool) -> String {
+        if !replacingClassifier && network.classifierKeys.contains(key) {
+            return " (\(network.classes) classes here; --replace-head starts the classifier afresh)"
+        }
+        if key == network.parameters.first?.key {
+            return " (the first layer takes \(network.inputChannels) input channel(s) here; --channels sets them, 3 for RGB weights)"
+        }
+        return ""
     }
 }

@@ -11,12 +11,17 @@ public struct Preprocessing: Sendable {
     public var augment: Bool
     /// Zero padding on each side before the random crop.
     public var cropPadding: Int
+    /// Channels of the batch when they differ from the images': a single-channel image is
+    /// then copied into each (grayscale as RGB, for networks pretrained on color images).
+    public var replicatedChannels: Int?
 
-    public init(side: Int, normalization: (mean: [Real], std: [Real])? = nil, augment: Bool = false, cropPadding: Int = 4) {
+    public init(side: Int, normalization: (mean: [Real], std: [Real])? = nil, augment: Bool = false, cropPadding: Int = 4,
+                replicatedChannels: Int? = nil) {
         self.side = side
         self.normalization = normalization
         self.augment = augment
         self.cropPadding = cropPadding
+        self.replicatedChannels = replicatedChannels
     }
 }
 
@@ -63,7 +68,10 @@ public final class BatchAssembler: @unchecked Sendable {
 
     deinit { plane.deallocate() }
 
-    public var imageShape: Shape { Shape(set.channels, preprocessing.side, preprocessing.side) }
+    public var imageShape: Shape { Shape(channels, preprocessing.side, preprocessing.side) }
+
+    /// Channels of the batch: the images', or as many copies of their one channel as asked.
+    public var channels: Int { self.set.channels == 1 ? preprocessing.replicatedChannels ?? 1 : self.set.channels }
 
     /// Fills `images` ([B, C, side, side], B = indices.count) and `labels` with the examples at
     /// `indices`. Example b is augmented by a generator seeded with mix(seed, firstPosition + b),
@@ -72,7 +80,7 @@ public final class BatchAssembler: @unchecked Sendable {
     public func assemble(_ indices: UnsafeBufferPointer<Int>, firstPosition: Int = 0, into images: Tensor,
                          labels: UnsafeMutablePointer<Int32>, seed: UInt64) {
         let side = preprocessing.side, area = side * side
-        let c = set.channels, h = set.height, w = set.width
+        let c = channels, h = set.height, w = set.width
         precondition(images.shape == Shape(indices.count, c, side, side), "batch tensor \(images.shape) does not fit")
         set.pixels.withUnsafeBufferPointer { pixels in
             for (b, index) in indices.enumerated() {
@@ -83,7 +91,7 @@ public final class BatchAssembler: @unchecked Sendable {
                 let dy = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
                 let dx = preprocessing.augment ? Int(rng.next() % UInt64(2 * pad + 1)) - pad : 0
                 for channel in 0..<c {
-                    let source = pixels.baseAddress! + index * set.imageSize + channel * h * w
+                    let source = pixels.baseAddress! + index * set.imageSize + (set.channels == 1 ? 0 : channel) * h * w
                     resize.apply(source, into: plane)
                     if let n = preprocessing.normalization {
                         let mean = n.mean[channel], std = n.std[channel]

@@ -100,6 +100,14 @@ public final class Network {
     /// A parameter by its `state_dict` key.
     public func parameter(_ key: String) -> Parameter? { parameters.first { $0.key == key }?.parameter }
 
+    /// The `state_dict` keys of the classifier: the parameters of the last layer that has
+    /// any, which produces the `classes` logits (a Linear in every network but NiN, where it
+    /// is a 1×1 convolution). `--replace-head` starts these afresh.
+    public var classifierKeys: [String] {
+        guard let last = leafParameters.values.max(by: { $0.lowerBound < $1.lowerBound }) else { return [] }
+        return parameters[last].map(\.key)
+    }
+
     // MARK: - State dict
 
     /// One entry of the PyTorch `state_dict`: a float tensor (parameter or running

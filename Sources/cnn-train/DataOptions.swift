@@ -16,6 +16,11 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Resize images to this side (bilinear; default: the model's D2L side).")
     var side: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Input channels of the network (default: the images'). 3 on single-channel images copies the gray into each, for weights pretrained on RGB.",
+        valueName: "N"))
+    var channels: Int?
+
     @Option(name: .long, help: ArgumentHelp("Per-channel mean subtracted after scaling to [0,1] (comma-separated).", valueName: "m[,m,m]"))
     var mean: String?
 
@@ -37,7 +42,7 @@ struct DataOptions: ParsableArguments {
     static let fashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
 
     func validate() throws {
-        for (name, value) in [("--limit-train", limitTrain), ("--limit-test", limitTest), ("--side", side)] {
+        for (name, value) in [("--limit-train", limitTrain), ("--limit-test", limitTest), ("--side", side), ("--channels", channels)] {
             if let value, value < 1 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
         if (mean == nil) != (std == nil) { throw ValidationError("--mean and --std go together") }
@@ -97,7 +102,18 @@ struct DataOptions: ParsableArguments {
         return splits
     }
 
+    /// The network's input channels for images of `set`: the images' own, or `--channels`
+    /// copies of a single channel.
+    func inputChannels(for set: ImageSet) throws -> Int {
+        guard let channels, channels != set.channels else { return set.channels }
+        guard set.channels == 1 else {
+            throw ValidationError("--channels \(channels): the images have \(set.channels) channels; only single-channel images can be copied into more")
+        }
+        return channels
+    }
+
     func preprocessing(model: String, channels: Int, augment: Bool) throws -> Preprocessing {
-        Preprocessing(side: try side ?? ModelZoo.spec(model).side, normalization: try normalization(channels: channels), augment: augment)
+        Preprocessing(side: try side ?? ModelZoo.spec(model).side, normalization: try normalization(channels: channels), augment: augment,
+                      replicatedChannels: channels)
     }
 }

@@ -55,9 +55,10 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("\(weights) does not name its model; give it: cnn-train eval MODEL --init-from \(weights)")
             }
             let splits = try data.load(seed: 0)
-            let network = try ModelZoo.make(name, inputChannels: splits.test.channels, classes: splits.test.classes)
+            let channels = try data.inputChannels(for: splits.test)
+            let network = try ModelZoo.make(name, inputChannels: channels, classes: splits.test.classes)
             if job.isRoot, let warning = try ModelWeights.load(into: network, from: weights).warning(for: weights) { printError(warning) }
-            return (network, splits, try data.preprocessing(model: name, channels: splits.test.channels, augment: false))
+            return (network, splits, try data.preprocessing(model: name, channels: channels, augment: false))
         }
         var config = TrainingConfig()
         config.batchSize = max(batchSize, job.communicator.size)

@@ -85,6 +85,11 @@ struct TrainCommand: ParsableCommand {
         valueName: "file"))
     var initFrom: String?
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "With --init-from: start the classifier (the last layer) afresh for the dataset's classes instead of loading it.",
+        discussion: "For weights pretrained on other classes, such as torchvision's ImageNet heads converted by scripts/convert_checkpoint.py."))
+    var replaceHead = false
+
     @Option(name: .long, help: ArgumentHelp("Write the final weights to this HDF5 file (the --init-from layout).", valueName: "file"))
     var save: String?
 
@@ -147,6 +152,7 @@ struct TrainCommand: ParsableCommand {
         if momentum < 0 || weightDecay < 0 || warmupEpochs < 0 { throw ValidationError("--momentum, --weight-decay and --warmup-epochs cannot be negative") }
         if nesterov && momentum == 0 { throw ValidationError("--nesterov needs --momentum above 0") }
         if let initFrom, !FileManager.default.fileExists(atPath: initFrom) { throw ValidationError("--init-from \(initFrom): no such file") }
+        if replaceHead && initFrom == nil { throw ValidationError("--replace-head goes with --init-from (the classifier of those weights is replaced)") }
         if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
             throw ValidationError("--max-grad-norm must be a positive number, got \(maxGradNorm)")
         }
@@ -192,7 +198,8 @@ struct TrainCommand: ParsableCommand {
             "schedule": c.schedule.rawValue, "warmup_epochs": c.warmupEpochs, "decay_epochs": c.decayEpochs, "gamma": Double(c.gamma),
             "label_smoothing": Double(c.labelSmoothing), "dropout": c.dropout.map { Double($0) } ?? NSNull(), "augment": augment,
             "seed": c.seed, "shuffle": c.shuffle, "initialization": c.initialization.rawValue, "sync_bn": c.syncBatchNorm, "grad_dtype": c.gradientTransport.rawValue,
-            "max_grad_norm": c.maxGradientNorm ?? NSNull(), "side": data.side ?? NSNull(), "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
+            "max_grad_norm": c.maxGradientNorm ?? NSNull(), "side": data.side ?? NSNull(), "channels": data.channels ?? NSNull(),
+            "init_from": initFrom ?? NSNull(), "replace_head": replaceHead, "limit_train": data.limitTrain ?? NSNull(), "limit_test": data.limitTest ?? NSNull(),
         ]
         let json = try? JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
         return json.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -258,15 +265,16 @@ struct TrainCommand: ParsableCommand {
             guard splits.train.count >= communicator.size, config.batchSize >= communicator.size else {
                 throw ValidationError("\(communicator.size) ranks need a global batch and a training set of at least \(communicator.size)")
             }
-            let network = try ModelZoo.make(model, inputChannels: splits.train.channels, classes: splits.train.classes)
-            let preprocessing = try data.preprocessing(model: model, channels: splits.train.channels, augment: augment)
+            let channels = try data.inputChannels(for: splits.train)
+            let network = try ModelZoo.make(model, inputChannels: channels, classes: splits.train.classes)
+            let preprocessing = try data.preprocessing(model: model, channels: channels, augment: augment)
             do { _ = try network.describe(side: preprocessing.side) } catch {
                 throw ValidationError("\(model) cannot take side \(preprocessing.side): \(error)")
             }
             network.initialize(config.initialization, seed: config.seed)
             // A checkpoint to resume from holds the weights (fine-tuned, when --init-from started the run).
             if communicator.isRoot, checkpoint == nil, let initFrom,
-               let warning = try ModelWeights.load(into: network, from: initFrom).warning(for: initFrom) {
+               let warning = try ModelWeights.load(into: network, from: initFrom, replacingClassifier: replaceHead).warning(for: initFrom) {
                 printError(warning)
             }
             return (network, splits, preprocessing)
@@ -300,7 +308,7 @@ struct TrainCommand: ParsableCommand {
         }
         if job.isRoot {
             print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
-                  + "\(splits.test.count) test images at \(splits.train.channels)×\(preprocessing.side)×\(preprocessing.side); "
+                  + "\(splits.test.count) test images at \(network.inputChannels)×\(preprocessing.side)×\(preprocessing.side); "
                   + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps"
                   + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) thread(s) each, "
                      + "\(grouped(trainer.bytesPerStep)) bytes all-reduced per step\(config.syncBatchNorm ? ", synchronized batch norm" : "")" : ""))

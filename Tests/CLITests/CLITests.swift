@@ -43,7 +43,8 @@ final class CLITests: XCTestCase {
         for option in ["--dataset", "--data-dir", "--epochs", "--max-steps", "--batch-size", "--lr", "--momentum", "--weight-decay",
                        "--optimizer", "--schedule", "--warmup-epochs", "--side", "--augment", "--dropout", "--seed", "--no-shuffle",
                        "--limit-train", "--limit-test", "--threads", "--init-from", "--metrics", "--save", "--resume", "--checkpoint-dir",
-                       "--checkpoint-every", "--keep", "--max-grad-norm", "--sync-bn", "--bucket-mb"] {
+                       "--checkpoint-every", "--keep", "--max-grad-norm", "--sync-bn", "--bucket-mb", "--grad-dtype", "--channels",
+                       "--replace-head", "--initialization", "--label-smoothing"] {
             XCTAssertTrue(help.contains(option), "train --help lacks \(option)")
         }
         for command in ["train", "eval", "models", "bench", "version"] {
@@ -133,5 +134,33 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(result["examples"] as? Int, 64)
         XCTAssertEqual(result["accuracy"] as! Double, events[2]["test_acc"] as! Double, accuracy: 1e-12,
                        "eval of the saved weights equals the run's final test accuracy")
+    }
+
+    /// Weights of another task (3 channels, 20 classes, as a torchvision ImageNet network's
+    /// are 3 and 1000) fine-tuned on gray images of 10 classes: the gray is copied into 3
+    /// channels and the classifier starts afresh; each missing flag is named in one line.
+    func testFineTunesRGBWeightsOnGrayImagesWithAFreshHead() throws {
+        let rgb = scratch.appendingPathComponent("rgb.h5").path, tuned = scratch.appendingPathComponent("tuned.h5").path
+        let pretrain = try run(["lenet-bn", "--dataset", "synthetic", "--synthetic-shape", "28,3,20", "--synthetic-count", "128,32",
+                                "--max-steps", "2", "--batch-size", "32", "--save", rgb])
+        XCTAssertEqual(pretrain.status, 0, pretrain.err)
+        let gray = ["lenet-bn", "--dataset", "synthetic", "--synthetic-count", "128,32", "--max-steps", "2", "--batch-size", "32", "--init-from", rgb]
+        for (extra, advice) in [([String](), "--channels sets them, 3 for RGB weights"), (["--channels", "3"], "--replace-head starts the classifier afresh")] {
+            let refused = try run(gray + extra)
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.err.contains(advice), refused.err)
+            XCTAssertEqual(refused.err.split(separator: "\n").count, 1, refused.err)
+        }
+        let noWeights = try run(["lenet-bn", "--replace-head"])
+        XCTAssertTrue(noWeights.status != 0 && noWeights.err.contains("--replace-head goes with --init-from"), noWeights.err)
+        let colorImages = try run(["lenet-bn", "--dataset", "synthetic", "--synthetic-shape", "28,3,10", "--channels", "1", "--max-steps", "1"])
+        XCTAssertTrue(colorImages.status != 0 && colorImages.err.contains("only single-channel images can be copied into more"), colorImages.err)
+
+        let tune = try run(gray + ["--channels", "3", "--replace-head", "--save", tuned])
+        XCTAssertEqual(tune.status, 0, tune.err)
+        XCTAssertTrue(tune.out.contains("at 3×28×28"), tune.out)
+        let eval = try run(["eval", "--init-from", tuned, "--dataset", "synthetic", "--synthetic-count", "128,32", "--channels", "3", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.err)
+        XCTAssertTrue(eval.out.contains("\"examples\":32"), eval.out)
     }
 }

@@ -4,10 +4,11 @@ import XCTest
 
 final class PreprocessingTests: XCTestCase {
     private func assemble(_ set: ImageSet, _ p: Preprocessing, seed: UInt64 = 1) -> [Real] {
-        let images = Tensor(zeros: Shape(set.count, set.channels, p.side, p.side))
+        let assembler = BatchAssembler(set: set, preprocessing: p)
+        let images = Tensor(zeros: Shape(set.count, assembler.channels, p.side, p.side))
         var labels = [Int32](repeating: -1, count: set.count)
         Array(0..<set.count).withUnsafeBufferPointer { indices in
-            BatchAssembler(set: set, preprocessing: p).assemble(indices, into: images, labels: &labels, seed: seed)
+            assembler.assemble(indices, into: images, labels: &labels, seed: seed)
         }
         XCTAssertEqual(labels, set.labels)
         return images.array
@@ -47,6 +48,15 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertEqual(assemble(s, Preprocessing(side: 2)), [0, 1, 0.2, 0.4])
         let normalized = assemble(s, Preprocessing(side: 2, normalization: ([0.5], [0.25])))
         for (a, e) in zip(normalized, [-2, 2, -1.2, -0.4] as [Real]) { XCTAssertEqual(a, e, accuracy: 1e-6) }
+    }
+
+    /// `--channels 3` on gray images: each channel is the gray, normalized by its own mean and std.
+    func testReplicatesOneChannelIntoThree() throws {
+        let s = try set([0, 255, 51, 102], height: 2, width: 2)
+        let rgb = assemble(s, Preprocessing(side: 2, normalization: ([0, 0.5, 0.2], [1, 0.25, 0.5]), replicatedChannels: 3))
+        let expected: [Real] = [0, 1, 0.2, 0.4, -2, 2, -1.2, -0.4, -0.4, 1.6, 0, 0.4]
+        for (a, e) in zip(rgb, expected) { XCTAssertEqual(a, e, accuracy: 1e-6) }
+        XCTAssertEqual(rgb.count, 12)
     }
 
     func testAugmentationIsSeededAndKeepsThePixels() throws {
