@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "HDF5"]),
         // Runs the built executable (declared as a dependency so that it is built first).
         .testTarget(name: "CLITests", dependencies: ["cnn-train", "Tensor"]),
-        .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5"]),
+        .testTarget(name: "DistributedTests", dependencies: ["cnn-train", "HDF5", "Tensor"]),
         .testTarget(name: "LaunchTests", dependencies: ["cnn-train", "Distributed", "HDF5"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Optim", "AllocationCounter"]),
         // Replaces malloc in the test executable to count allocations during a training step.

@@ -3,7 +3,8 @@ import NN
 
 /// A network's `state_dict` in HDF5: group `/model` with one dataset per key, float32 in
 /// PyTorch layout, `num_batches_tracked` int64. The layout of our checkpoints, and what
-/// h5py writes from a PyTorch state_dict, so either can start a run.
+/// h5py writes from a PyTorch state_dict, so either can start a run. (The float64 test build
+/// writes float64, so that it too resumes bit for bit; either build reads either.)
 public enum ModelWeights {
     /// Writes the state dict under `/model` of an open file, and names the model in the
     /// root attribute `model`.
@@ -14,8 +15,7 @@ public enum ModelWeights {
         for (key, value) in network.stateDict {
             switch value {
             case let .tensor(t):
-                let floats = t.array.map { Float($0) }
-                try floats.withUnsafeBufferPointer { try group.write(key, shape: t.shape.dims, floats: $0) }
+                try group.write(key, shape: t.shape.dims, reals: UnsafeBufferPointer(start: t.data, count: t.count))
             case let .counter(bn):
                 try group.write(key, shape: [], int64s: [bn.numBatchesTracked])
             }

@@ -332,6 +332,17 @@ public final class HDF5Group: HDF5Object {
         try write(name, shape: shape, type: cnn_h5t_native_float(), count: floats.count, data: floats.baseAddress)
     }
 
+    /// Float values at their own precision: float32 or float64 datasets.
+    public func write<R: BinaryFloatingPoint>(_ name: String, shape: [Int], reals: UnsafeBufferPointer<R>) throws {
+        let type: hid_t
+        switch MemoryLayout<R>.size {
+        case 4: type = cnn_h5t_native_float()
+        case 8: type = cnn_h5t_native_double()
+        default: throw HDF5Error("\(location): cannot write \(R.self) values to '\(name)'")
+        }
+        try write(name, shape: shape, type: type, count: reals.count, data: reals.baseAddress)
+    }
+
     public func write(_ name: String, shape: [Int], int64s: [Int64]) throws {
         try int64s.withUnsafeBufferPointer {
             try write(name, shape: shape, type: cnn_h5t_native_int64(), count: $0.count, data: $0.baseAddress)

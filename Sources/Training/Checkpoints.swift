@@ -60,8 +60,8 @@ public enum CheckpointFile {
         for (name, storage) in trainer.optimizer.slots {
             for (index, (key, parameter)) in network.parameters.enumerated() {
                 let start = network.parameterOffsets[index]
-                let values = (start..<(start + parameter.shape.count)).map { Float(storage.base[$0]) }
-                try values.withUnsafeBufferPointer { try optimizer.write("\(key)/\(name)", shape: parameter.shape.dims, floats: $0) }
+                try optimizer.write("\(key)/\(name)", shape: parameter.shape.dims,
+                                    reals: UnsafeBufferPointer(start: storage.base + start, count: parameter.shape.count))
             }
         }
 

@@ -25,18 +25,27 @@ final class CheckpointTests: MPITestCase {
         return out
     }
 
-    private func assertSameTraining(_ a: String, _ b: String, within tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// The largest difference between two checkpoints over every dataset, each relative to its
+    /// largest value, and where.
+    private func checkpointDifference(_ a: String, _ b: String) throws -> (Double, String) {
         let x = try contents(a), y = try contents(b)
-        XCTAssertEqual(Set(x.keys), Set(y.keys), file: file, line: line)
+        XCTAssertEqual(Set(x.keys), Set(y.keys))
         // The momentum of a bias that batch norm follows is pure roundoff (its gradient is zero in
         // exact arithmetic), so optimizer slots are judged at the scale of the whole optimizer state.
         let optimizerScale = x.filter { $0.key.hasPrefix("optimizer/") }.values.flatMap { $0 }.map(abs).max() ?? 0
+        var worst = (0.0, "")
         for (key, values) in x where !key.hasPrefix("rng/") && key != "metrics/seconds" && key != "metrics/images_per_sec" {
-            let other = try XCTUnwrap(y[key], key)
+            guard let other = y[key] else { continue }
             let scale = max(values.map(abs).max() ?? 0, key.hasPrefix("optimizer/") ? optimizerScale : 0, 1e-30)
             let diff = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThanOrEqual(diff / scale, tolerance, "\(key) differs by \(diff / scale)", file: file, line: line)
+            if diff / scale > worst.0 { worst = (diff / scale, key) }
         }
+        return worst
+    }
+
+    private func assertSameTraining(_ a: String, _ b: String, within tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (worst, key) = try checkpointDifference(a, b)
+        XCTAssertLessThanOrEqual(worst, tolerance, "\(key) differs by \(worst)", file: file, line: line)
     }
 
     func testAKilledRunResumesToTheSameResultBitForBit() throws {
@@ -49,22 +58,36 @@ final class CheckpointTests: MPITestCase {
         let resumed = try run(ranks: 2, common + ["--checkpoint-dir", directory("killed"), "--resume", "auto"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
         XCTAssertTrue(resumed.out.contains("resuming from"), resumed.out)
-        // Bit for bit: the arithmetic is the same. (A float64 build resumes from the float32 the
-        // file holds, so there the runs agree to float32 rounding only.)
+        // Bit for bit: the arithmetic is the same, and the file holds the build's own precision.
         try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", directory("killed") + "/ckpt-step-000000010.h5",
-                               within: try binaryIsFloat64() ? 1e-6 : 0)
+                               within: 0)
     }
 
+    /// Resumed on another number of ranks, a run continues as the ranks it has now would have
+    /// trained: the same global batches, each step's sums grouped by the new ranks. So it may
+    /// differ from the 2-rank run by what regrouping does, measured here as how far straight
+    /// runs on 1 and 3 ranks differ from it, times λ = 4 (the golden tests' probabilistic
+    /// bound); a lost optimizer slot or a wrong position in the epoch is far beyond that.
     func testResumingOnOneOrThreeRanksKeepsTheResult() throws {
         let synced = common + ["--sync-bn"]
+        let reference = directory("two") + "/ckpt-step-000000010.h5"
         XCTAssertEqual(try run(ranks: 2, synced + ["--checkpoint-dir", directory("two")]).status, 0)
+        var regrouping = 0.0
+        for ranks in [1, 3] {
+            let straight = directory("straight-\(ranks)")
+            XCTAssertEqual(try run(ranks: ranks == 1 ? 0 : ranks, synced + ["--checkpoint-dir", straight]).status, 0)
+            regrouping = max(regrouping, try checkpointDifference(reference, straight + "/ckpt-step-000000010.h5").0)
+        }
+        let tolerance = 4 * regrouping
         for ranks in [1, 3] {
             let dir = directory("from-two-to-\(ranks)")
             let partial = try run(ranks: 2, synced.map { $0 == "10" ? "6" : $0 } + ["--checkpoint-dir", dir])
             XCTAssertEqual(partial.status, 0, partial.err)
             let resumed = try run(ranks: ranks == 1 ? 0 : ranks, synced + ["--checkpoint-dir", dir, "--resume", "auto"])
             XCTAssertEqual(resumed.status, 0, resumed.err)
-            try assertSameTraining(directory("two") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5", within: 1e-5)
+            try assertSameTraining(reference, dir + "/ckpt-step-000000010.h5", within: tolerance)
+            print("resumed on \(ranks) rank(s): differs by \(try checkpointDifference(reference, dir + "/ckpt-step-000000010.h5").0), "
+                  + "tolerance \(tolerance) (regrouping moves it \(regrouping))")
         }
     }
 
@@ -179,7 +202,7 @@ final class CheckpointTests: MPITestCase {
         let resumed = try run(ranks: 2, common + ["--checkpoint-dir", dir, "--resume", "auto"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
         try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5",
-                               within: try binaryIsFloat64() ? 1e-6 : 0)
+                               within: 0)
     }
 
     /// Resumed at step 6 with the largest learning rate there is, the run overflows within a
@@ -205,7 +228,7 @@ final class CheckpointTests: MPITestCase {
         XCTAssertEqual(resumed.status, 0, resumed.err)
         XCTAssertTrue(resumed.out.contains("resuming from \(dir)/ckpt-step-000000006.h5"), resumed.out)
         try assertSameTraining(directory("straight") + "/ckpt-step-000000010.h5", dir + "/ckpt-step-000000010.h5",
-                               within: try binaryIsFloat64() ? 1e-6 : 0)
+                               within: 0)
     }
 
     // MARK: - Fine-tuning under --resume auto
@@ -235,9 +258,9 @@ final class CheckpointTests: MPITestCase {
         let second = try run(ranks: 2, fineTune + ["--max-steps", "8", "--save", requeued] + slurmArguments(dir))
         XCTAssertEqual(second.status, 0, second.err)
         XCTAssertTrue(second.out.contains("resuming from \(dir)/ckpt-step-000000003.h5"), second.out)
-        // Bit for bit, as any resume (a float64 build resumes from the float32 the checkpoint holds).
+        // Bit for bit, as any resume.
         let (worst, key) = try difference(whole, requeued)
-        XCTAssertLessThanOrEqual(worst, try binaryIsFloat64() ? 1e-6 : 0, "the requeued fine-tune differs from the uninterrupted one at \(key)")
+        XCTAssertEqual(worst, 0, "the requeued fine-tune differs from the uninterrupted one at \(key)")
         // Negative control: the same job without --init-from ends elsewhere.
         let fresh = directory("fresh.h5")
         XCTAssertEqual(try run(ranks: 2, base + ["--lr", "0.1", "--max-steps", "8", "--save", fresh] + slurmArguments(directory("fresh-job"))).status, 0)

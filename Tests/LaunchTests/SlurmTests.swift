@@ -152,26 +152,17 @@ final class SlurmTests: XCTestCase {
 
     /// Every tensor of two weight files, compared bit for bit, or within `tolerance` of the
     /// tensor's largest magnitude.
-    func assertSameWeights(_ a: String, _ b: String, within tolerance: Double = 0, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertSameWeights(_ a: String, _ b: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let first = try HDF5File(reading: scratch.appendingPathComponent(a).path).root.group("model")
         let second = try HDF5File(reading: scratch.appendingPathComponent(b).path).root.group("model")
         let keys = try first.memberNames().sorted()
         XCTAssertEqual(keys, try second.memberNames().sorted(), file: file, line: line)
         XCTAssertFalse(keys.isEmpty, "\(a) holds no weights", file: file, line: line)
         for key in keys where !key.hasSuffix("num_batches_tracked") {
-            let x = try first.dataset(key).readFloats(), y = try second.dataset(key).readFloats()
-            if tolerance == 0 {
-                XCTAssertTrue(x.map(\.bitPattern) == y.map(\.bitPattern), "\(key) differs between \(a) and \(b)", file: file, line: line)
-            } else {
-                let scale = max(x.map { abs(Double($0)) }.max() ?? 0, 1e-30)
-                let difference = zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0
-                XCTAssertLessThanOrEqual(difference / scale, tolerance, "\(key) differs between \(a) and \(b)", file: file, line: line)
-            }
+            let x = try first.dataset(key).readDoubles(), y = try second.dataset(key).readDoubles()
+            XCTAssertTrue(x.map(\.bitPattern) == y.map(\.bitPattern), "\(key) differs between \(a) and \(b)", file: file, line: line)
         }
     }
-
-    /// Whether the binary under test computes in float64 (`CNN_TRAIN_FLOAT64=1`).
-    var binaryIsFloat64: Bool { Self.run(Self.binary.path, ["version"]).out.contains("float64") }
 
     // MARK: - Tests
 
@@ -235,9 +226,8 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(text.components(separatedBy: "done after 118 steps").count - 1, 1, text)
 
         trainLocally(training + ["--save", "local.h5"])
-        // Bit for bit: the arithmetic is the same. A float64 build resumes from the float32 the
-        // checkpoint holds, so there the runs agree to float32 rounding only (as in CheckpointTests).
-        try assertSameWeights("slurm.h5", "local.h5", within: binaryIsFloat64 ? 1e-6 : 0)
+        // Bit for bit: the arithmetic is the same, and checkpoints hold the build's own precision.
+        try assertSameWeights("slurm.h5", "local.h5")
         return text
     }
 

@@ -196,8 +196,9 @@ final class ModelWeightsTests: XCTestCase {
         XCTAssertEqual(try ModelWeights.modelName(in: path), "lenet-bn")
         let b = try ModelZoo.make("lenet-bn")
         XCTAssertEqual(try ModelWeights.load(into: b, from: path), .verified, "saved weights carry a checksum")
-        // The file holds float32 (PyTorch's layout), whatever this build computes in.
-        XCTAssertEqual(parameters(a).map { Real(Float($0)) }, parameters(b))
+        // The file holds the build's precision (float32, PyTorch's layout; float64 in the float64 build).
+        XCTAssertEqual(parameters(a), parameters(b))
+        XCTAssertEqual(try HDF5File(reading: path).root.dataset("model/conv1.weight").elementSize, MemoryLayout<Real>.size)
         XCTAssertEqual(b.batchNorms[0].layer.runningMean.array, [Real](repeating: 0.25, count: 6))
         XCTAssertEqual(b.batchNorms[0].layer.numBatchesTracked, 17)
     }
