@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Report of a scaling sweep: a Markdown table, an SVG plot, and an analytic model of the step.
 
-    python3 cluster/report.py cluster/results/sweep.csv [--rate 1gbit] [--node-images-per-sec R]
+    python3 cluster/report.py cluster/results/sweep.csv [--node-images-per-sec R]
 
-Writes, beside the CSV: report.md (measured points with efficiency against one rank and the
-model's prediction beside each, the fitted network parameters, projections to 16-256 nodes)
-and scaling.svg (throughput and efficiency against ranks).
+Writes, beside the CSV: report.md (measured points with efficiency against one rank, the
+measured overlap and communication share, and the model's prediction beside each; the
+fitted network and overlap parameters; projections to 16-256 nodes) and scaling.svg
+(throughput and efficiency against ranks).
 
 The model of one step on N ranks (ring all-reduce):
-    t(N) = compute(batch per rank) + update + (1 - overlap) * [2(N-1)/N * bytes / bandwidth + 2(N-1) * latency]
-bandwidth and latency are fitted (least squares) to the blocking all-reduce times measured
-across emulated hosts; compute per image and overlap are measured.
+    comm(N) = 2(N-1)/N * bytes / bandwidth + 2(N-1) * latency
+    t(N)    = compute + update + max(0, comm(N) - h * compute)
+Bandwidth and latency are fitted (least squares) to the blocking all-reduce times measured
+across the emulated hosts, per link rate. h, the share of forward+backward behind which the
+bucketed all-reduce can run, is fitted per model to the measured waits (least squares over
+every multi-rank point): the all-reduce hides completely while it is shorter than h·compute
+and shows beyond that, so the overlap falls as links slow or nodes are added.
 """
 import argparse
 import csv
@@ -23,6 +28,7 @@ def load(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     for r in rows:
+        r.setdefault("link", "-")
         for k in ("ranks", "hosts", "side", "global_batch", "bytes_per_step"):
             r[k] = int(r[k])
         for k in ("images_per_sec", "seconds_per_step", "compute_sec", "comm_wait_sec", "update_sec",
@@ -56,6 +62,22 @@ def fit_network(rows):
     return 1 / a, max(b, 0.0)
 
 
+def exposed(comm, compute, h):
+    """Seconds of an all-reduce of `comm` seconds left after hiding behind h·compute."""
+    return max(0.0, comm - h * compute)
+
+
+def fit_overlap(rows):
+    """h in [0, 1] minimizing the squared error of the predicted waits, and the points used."""
+    pts = [(r["blocking_allreduce_sec"], r["compute_sec"], r["comm_wait_sec"])
+           for r in rows if r["ranks"] > 1 and r["blocking_allreduce_sec"] > 0]
+    if not pts:
+        return 0.0, 0
+    grid = [i / 1000 for i in range(1001)]
+    h = min(grid, key=lambda h: sum((wait - exposed(comm, compute, h)) ** 2 for comm, compute, wait in pts))
+    return h, len(pts)
+
+
 def parse_rate(text):
     units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
     for unit, scale in units.items():
@@ -68,7 +90,7 @@ def svg(rows, path):
     series = defaultdict(list)
     base = {(r["model"], r["scaling"]): r["images_per_sec"] for r in rows if r["ranks"] == 1 and r["placement"] == "local"}
     for r in rows:
-        key = (r["model"], r["placement"], r["scaling"])
+        key = (r["model"], r["placement"] + ("" if r["link"] == "-" else " " + r["link"]), r["scaling"])
         b = base.get((r["model"], r["scaling"]))
         series[key].append((r["ranks"], r["images_per_sec"], r["images_per_sec"] / (r["ranks"] * b) if b else float("nan")))
     ranks = sorted({r["ranks"] for r in rows})
@@ -117,42 +139,60 @@ def svg(rows, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv")
-    parser.add_argument("--rate", default="1gbit", help="the emulated links' rate, for reference (default 1gbit)")
     parser.add_argument("--node-images-per-sec", type=float, help="per-node speed for projections (default: measured on one rank)")
     args = parser.parse_args()
     rows = load(args.csv)
     folder = os.path.dirname(os.path.abspath(args.csv))
-    fitted = fit_network(rows)
-    bandwidth, latency = fitted if fitted else (parse_rate(args.rate), 50e-6)
+    links = sorted({r["link"] for r in rows if r["placement"] == "emulated"}, key=parse_rate)
+    networks = {}
+    for link in links:
+        fitted = fit_network([r for r in rows if r["link"] == link])
+        networks[link] = (fitted or (parse_rate(link), 50e-6), fitted is not None)
+    models = sorted({r["model"] for r in rows})
+    overlap = {m: fit_overlap([r for r in rows if r["model"] == m]) for m in models}
     base = {(r["model"], r["scaling"]): r for r in rows if r["ranks"] == 1 and r["placement"] == "local"}
-    overlap = defaultdict(float)
-    for r in rows:
-        if r["placement"] == "emulated":
-            overlap[r["model"]] = max(overlap[r["model"]], r["overlap"])
 
-    lines = ["# Scaling sweep", "", f"From `{os.path.basename(args.csv)}`. Efficiency = images/s ÷ (ranks × images/s of one rank).",
-             "Predicted = measured compute + update + (1 − overlap) × ring all-reduce time of the fitted network.", "",
-             "| model | placement | scaling | ranks | hosts | global batch | images/s | s/step | compute s | comm wait s | MB/step | efficiency | predicted s/step |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: (r["model"], r["placement"] != "local", r["scaling"], r["ranks"])):
+    def communication(r):
+        if r["placement"] != "emulated":
+            return r["blocking_allreduce_sec"]
+        (bandwidth, latency), _ = networks[r["link"]]
+        return ring(r["ranks"], r["bytes_per_step"], bandwidth, latency)
+
+    lines = ["# Scaling sweep", "",
+             f"From `{os.path.basename(args.csv)}`. Efficiency = images/s ÷ (ranks × images/s of one rank). "
+             "Overlap = the share of a blocking all-reduce's time hidden behind backward (measured); "
+             "comm share = waiting for the all-reduce ÷ the step.",
+             "Predicted = measured compute + update + max(0, all-reduce time of the fitted network − h × compute).", "",
+             "| model | placement | link | scaling | ranks | hosts | global batch | images/s | s/step | compute s | comm wait s | "
+             "blocking all-reduce s | overlap | comm share | MB/step | efficiency | predicted s/step |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["model"], r["placement"] != "local", parse_rate(r["link"]) if r["link"] != "-" else 0,
+                                         r["scaling"], r["ranks"])):
         b = base.get((r["model"], r["scaling"]))
         eff = r["images_per_sec"] / (r["ranks"] * b["images_per_sec"]) if b else float("nan")
-        comm = ring(r["ranks"], r["bytes_per_step"], bandwidth, latency) if r["placement"] == "emulated" else r["blocking_allreduce_sec"]
-        predicted = r["compute_sec"] + r["update_sec"] + (1 - overlap[r["model"]]) * comm
-        lines.append(f"| {r['model']} | {r['placement']} | {r['scaling']} | {r['ranks']} | {r['hosts']} | {r['global_batch']} | "
+        predicted = r["compute_sec"] + r["update_sec"] + exposed(communication(r), r["compute_sec"], overlap[r["model"]][0])
+        share = r["comm_wait_sec"] / r["seconds_per_step"] if r["seconds_per_step"] > 0 else 0.0
+        lines.append(f"| {r['model']} | {r['placement']} | {r['link']} | {r['scaling']} | {r['ranks']} | {r['hosts']} | {r['global_batch']} | "
                      f"{r['images_per_sec']:.1f} | {r['seconds_per_step']:.3f} | {r['compute_sec']:.3f} | {r['comm_wait_sec']:.3f} | "
+                     f"{r['blocking_allreduce_sec']:.3f} | {r['overlap'] * 100:.0f}% | {share * 100:.1f}% | "
                      f"{r['bytes_per_step'] / 1e6:.2f} | {eff:.2f} | {predicted:.3f} |")
     lines += ["", "## Network model", ""]
-    if fitted:
-        lines.append(f"Fitted to the emulated all-reduces: bandwidth {bandwidth * 8 / 1e9:.3f} Gbit/s, latency {latency * 1e6:.0f} µs per message "
-                     f"(links shaped to {args.rate}; this kernel has no netem, so no latency was added and the fitted one is the stack's own).")
-    else:
-        lines.append(f"Too few emulated points to fit; using {args.rate} and 50 µs.")
+    for link in links:
+        (bandwidth, latency), fitted = networks[link]
+        lines.append(f"- {link} links: " + (f"fitted bandwidth {bandwidth * 8 / 1e9:.3f} Gbit/s, latency {latency * 1e6:.0f} µs per message"
+                                             if fitted else "too few points to fit; nominal rate and 50 µs"))
+    if not links:
+        lines.append("No emulated points: the projection uses the nominal link rates and 50 µs.")
+    lines += ["", "## Overlap model", "",
+              "h = the share of forward+backward that the all-reduce can hide behind, fitted to the measured waits:", ""]
+    for m in models:
+        h, n = overlap[m]
+        lines.append(f"- {m}: h = {h:.3f} ({n} multi-rank points)")
     lines += ["", "## Projection (weak scaling, one rank per node)", "",
               "Each node computes at the one-rank rate measured here (or `--node-images-per-sec`) on the per-rank batch of the sweep;",
-              "each link carries the share of its rate that the emulated links achieved.", "",
-              "| model | link | nodes | step s | images/s | efficiency |", "|---|---|---:|---:|---:|---:|"]
-    for model in sorted({r["model"] for r in rows}):
+              "each link carries the share of its rate that the emulated links of that rate achieved (all of it if none was measured).", "",
+              "| model | link | nodes | step s | images/s | efficiency | overlap |", "|---|---|---:|---:|---:|---:|---:|"]
+    for model in models:
         one = base.get((model, "weak"))
         if not one:
             continue
@@ -160,12 +200,14 @@ def main():
         rate = args.node_images_per_sec or one["images_per_sec"]
         compute = per_rank / rate
         nbytes = max(r["bytes_per_step"] for r in rows if r["model"] == model) or 0
-        # The fitted bandwidth over the links' nominal rate: what TCP and MPI achieve of a link.
-        achieved = min(bandwidth / parse_rate(args.rate), 1.0)
-        for link in (1e9 / 8, 10e9 / 8):
+        for link in ("1gbit", "10gbit"):
+            (bandwidth, latency), fitted = networks.get(link, ((parse_rate(link), 50e-6), False))
+            achieved = min(bandwidth / parse_rate(link), 1.0)
             for nodes in (16, 32, 64, 128, 256):
-                step = compute + (1 - overlap[model]) * ring(nodes, nbytes, link * achieved, latency)
-                lines.append(f"| {model} | {link * 8 / 1e9:.0f} Gbit/s | {nodes} | {step:.3f} | {nodes * per_rank / step:.0f} | {compute / step:.2f} |")
+                comm = ring(nodes, nbytes, parse_rate(link) * achieved, latency)
+                step = compute + exposed(comm, compute, overlap[model][0])
+                hidden = 1 - exposed(comm, compute, overlap[model][0]) / comm if comm > 0 else 1.0
+                lines.append(f"| {model} | {link} | {nodes} | {step:.3f} | {nodes * per_rank / step:.0f} | {compute / step:.2f} | {hidden * 100:.0f}% |")
     with open(os.path.join(folder, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     svg(rows, os.path.join(folder, "scaling.svg"))

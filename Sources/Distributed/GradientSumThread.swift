@@ -10,7 +10,8 @@ import NN
 /// sums stalled in between. Here the thread starts each bucket's all-reduce as soon as it
 /// is handed over and polls it to completion. While backward runs it sleeps between polls
 /// (10 µs, doubling up to 0.5 ms) so that it does not take a core from the computation; once
-/// the main thread waits for the sums, the core is idle and it polls without pause: an
+/// the main thread waits for the sums, the core is idle and it polls without pause (but
+/// yields to any other thread that wants the core): an
 /// all-reduce of 16 ranks is some 30 rounds, each advancing only at a poll of every rank
 /// (measured at 16 ranks × 1 thread, resnet18: 1.8 s of waiting with sleeps against a 0.06 s
 /// blocking all-reduce). It owns a duplicate of the world
@@ -123,7 +124,12 @@ final class GradientSumThread: @unchecked Sendable {
                 pthread_mutex_lock(mutex)
                 let idleCore = mainThreadWaits
                 pthread_mutex_unlock(mutex)
-                if idleCore { continue }
+                if idleCore {
+                    // Gives the core up only to a thread that wants it: ranks beyond the cores
+                    // (an oversubscribed host) would otherwise starve each other's polls.
+                    sched_yield()
+                    continue
+                }
                 nanosleep(&pause, nil)
                 pause.tv_nsec = min(2 * pause.tv_nsec, Self.longestPause)
             }

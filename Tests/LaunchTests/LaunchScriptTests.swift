@@ -8,10 +8,13 @@ final class LaunchScriptTests: XCTestCase {
     struct Result { var status: Int32; var out: String; var err: String }
 
     @discardableResult
-    func shell(_ script: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    func shell(_ script: String, _ arguments: [String], environment: [String: String] = [:], timeout: Int? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Self.repo.appendingPathComponent(script).path] + arguments
+        let command = ["/bin/bash", Self.repo.appendingPathComponent(script).path] + arguments
+        // A job that hangs ends with status 124 instead of hanging the suite.
+        let full = timeout.map { ["/usr/bin/timeout", "\($0)"] + command } ?? command
+        process.executableURL = URL(fileURLWithPath: full[0])
+        process.arguments = Array(full.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -105,6 +108,15 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(ranks.status, 0, ranks.err)
         XCTAssertEqual(launchLines(ranks.out),
                        ["Launch: mpirun; MPI rank 0 of 2, 1 on this host", "Launch: mpirun; MPI rank 1 of 2, 1 on this host"], ranks.out)
+        // Two ranks per host: each emulated host has a hostname of its own (the namespaces
+        // share one otherwise, and Open MPI then crashed or hung at the first collective).
+        let four = try shell("cluster/emulated/run.sh", ["-n", "4", "version"], environment: ["CNN_TRAIN": cnnTrain], timeout: 120)
+        XCTAssertEqual(four.status, 0, four.err)
+        XCTAssertEqual(launchLines(four.out), (0..<4).map { "Launch: mpirun; MPI rank \($0) of 4, 2 on this host" }, four.out)
+        let fourTrain = try shell("cluster/emulated/run.sh", ["-n", "4", "lenet-bn", "--dataset", "synthetic", "--max-steps", "3"],
+                                  environment: ["CNN_TRAIN": cnnTrain], timeout: 120)
+        XCTAssertEqual(fourTrain.status, 0, fourTrain.err)
+        XCTAssertTrue(fourTrain.out.contains("4 ranks") && fourTrain.out.contains("done after 3 steps"), fourTrain.out)
         let down = try shell("cluster/emulated/teardown.sh", [])
         XCTAssertEqual(down.status, 0, down.err)
 

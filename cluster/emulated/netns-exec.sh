@@ -3,4 +3,4 @@
 # "netns-exec.sh [ssh options] HOST COMMAND...", it runs COMMAND inside namespace HOST.
 while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done
 host="$1"; shift
-exec ip netns exec "$host" /bin/sh -c "$*"
+exec ip netns exec "$host" unshare --uts /bin/sh -c "hostname $host && $*"

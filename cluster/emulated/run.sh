@@ -9,4 +9,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # namespaces (measured: SIGSEGV in mca_btl_vader), and TCP is what the shaped links carry.
 export OMPI_MCA_btl=self,tcp
 CNN_TRAIN="${CNN_TRAIN:-$here/../../.build/release/cnn-train}" \
-    exec ip netns exec cnn-h0 "$here/../../launch/hostfile.sh" -f "$here/hostfile" --agent "$here/netns-exec.sh" --if eth0 "$@"
+    exec ip netns exec cnn-h0 unshare --uts "$here/netns-hostname.sh" cnn-h0 "$here/../../launch/hostfile.sh" -f "$here/hostfile" --agent "$here/netns-exec.sh" --if eth0 "$@"
