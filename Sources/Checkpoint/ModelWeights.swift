@@ -16,8 +16,8 @@ public enum ModelWeights {
             switch value {
             case let .tensor(t):
                 try group.write(key, shape: t.shape.dims, reals: UnsafeBufferPointer(start: t.data, count: t.count))
-            case let .counter(bn):
-                try group.write(key, shape: [], int64s: [bn.numBatchesTracked])
+            case let .counter(get, _):
+                try group.write(key, shape: [], int64s: [get()])
             }
         }
     }
@@ -67,7 +67,7 @@ public enum ModelWeights {
             throw HDF5Error("\(path): /model/\(unexpected) is not a key of \(network.name)")
         }
         // Read and check everything before writing anything into the network.
-        var tensors: [(Tensor, [Real])] = [], counters: [(BatchNorm, Int64)] = []
+        var tensors: [(Tensor, [Real])] = [], counters: [(set: (Int64) -> Void, value: Int64)] = []
         for (key, value) in expected {
             let dataset = try group.dataset(key)
             switch value {
@@ -81,15 +81,15 @@ public enum ModelWeights {
                     throw HDF5Error("\(path): /model/\(key) holds a non-finite value (\(bad))")
                 }
                 tensors.append((t, values))
-            case let .counter(bn):
+            case let .counter(_, set):
                 guard dataset.count == 1, dataset.elementKind == .integer else {
                     throw HDF5Error("\(path): /model/\(key) should be one integer")
                 }
-                counters.append((bn, try dataset.readInt64s()[0]))
+                counters.append((set, try dataset.readInt64s()[0]))
             }
         }
         for (t, values) in tensors { values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) } }
-        for (bn, count) in counters { bn.numBatchesTracked = count }
+        for (set, value) in counters { set(value) }
         return file.checksum
     }
 

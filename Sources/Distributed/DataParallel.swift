@@ -121,15 +121,21 @@ extension Communicator {
         return allAgree(Int64(bitPattern: h))
     }
 
-    /// Copies rank 0's parameters, running statistics and batch counts to every rank.
+    /// Copies rank 0's parameters and state-dict buffers (running statistics, batch counts)
+    /// to every rank; random generators stay each rank's own.
     public func broadcastState(_ network: Network) {
         broadcast(UnsafeMutableRawBufferPointer(start: network.parameterStorage.base,
                                                 count: network.parameterCount * MemoryLayout<Real>.size), root: 0)
-        for (_, bn) in network.batchNorms {
-            for t in [bn.runningMean, bn.runningVar] {
+        for (_, buffer) in network.buffers {
+            switch buffer.value {
+            case let .statistic(t, _):
                 broadcast(UnsafeMutableRawBufferPointer(start: t.data, count: t.count * MemoryLayout<Real>.size), root: 0)
+            case let .counter(get, set):
+                var value = get()
+                withUnsafeMutableBytes(of: &value) { broadcast($0, root: 0) }
+                set(value)
+            case .generator: break
             }
-            withUnsafeMutableBytes(of: &bn.numBatchesTracked) { broadcast($0, root: 0) }
         }
     }
 
@@ -137,11 +143,9 @@ extension Communicator {
     /// without synchronization keeps per-rank statistics while training).
     public func averageRunningStatistics(_ network: Network) {
         guard size > 1 else { return }
-        for (_, bn) in network.batchNorms {
-            for t in [bn.runningMean, bn.runningVar] {
-                sum(UnsafeMutableBufferPointer(start: t.data, count: t.count))
-                for i in 0..<t.count { t.data[i] /= Real(size) }
-            }
+        for t in network.statistics {
+            sum(UnsafeMutableBufferPointer(start: t.data, count: t.count))
+            for i in 0..<t.count { t.data[i] /= Real(size) }
         }
     }
 }

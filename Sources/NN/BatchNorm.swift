@@ -30,6 +30,12 @@ public final class BatchNorm: Layer {
     private let sums: UnsafeMutableBufferPointer<Double>
     private var lastMode = Mode.training
 
+    public var buffers: [Buffer] {
+        [Buffer("running_mean", .statistic(runningMean, initial: 0)), Buffer("running_var", .statistic(runningVar, initial: 1)),
+         Buffer("num_batches_tracked", .counter(get: { [unowned self] in numBatchesTracked },
+                                                set: { [unowned self] in numBatchesTracked = $0 }))]
+    }
+
     public init(_ channels: Int, eps: Real = 1e-5, momentum: Real = 0.1) {
         self.channels = channels
         self.eps = eps

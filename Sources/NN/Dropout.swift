@@ -16,6 +16,11 @@ public final class Dropout: Layer {
     /// Whether the last forward applied a mask (training with p > 0).
     private var masked = false
 
+    public var buffers: [Buffer] {
+        [Buffer("generator", .generator(get: { [unowned self] in generator.state },
+                                        set: { [unowned self] in generator = SeededGenerator(state: $0) }))]
+    }
+
     public init(_ probability: Real, granularity: Granularity = .element, seed: UInt64 = 0) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
         self.probability = probability

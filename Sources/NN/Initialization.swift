@@ -25,10 +25,12 @@ extension Network {
             case .shift: v.fill(0)
             }
         }
-        for (_, bn) in batchNorms {
-            bn.runningMean.fill(0)
-            bn.runningVar.fill(1)
-            bn.numBatchesTracked = 0
+        for (_, buffer) in buffers {
+            switch buffer.value {
+            case let .statistic(t, initial): t.fill(initial)
+            case let .counter(_, set): set(0)
+            case .generator: break  // seeded by `seedDropout`
+            }
         }
     }
 }

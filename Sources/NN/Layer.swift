@@ -47,6 +47,8 @@ public protocol Layer: AnyObject {
     var parameters: [Parameter] { get }
     /// Sub-layers of a container; empty for a leaf.
     var children: [Child] { get }
+    /// The layer's own state beside its parameters, by local name ("running_mean", ...).
+    var buffers: [Buffer] { get }
 
     /// The output shape for an input shape, or a `ShapeError` saying why it does not fit.
     func outputShape(for input: Shape) throws -> Shape
@@ -60,6 +62,33 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameters: [Parameter] { [] }
     public var children: [Child] { [] }
+    public var buffers: [Buffer] { [] }
+}
+
+/// State a layer keeps beside its parameters that the optimizer does not train: batch
+/// norm's running statistics and batch counter, dropout's random generator. `Network`
+/// collects every layer's buffers under their `state_dict` keys, and what handles a model's
+/// state (the state dict, initialization, broadcast, statistics averaging, weights files,
+/// checkpoints) goes by the buffer's kind, never by the layer's type.
+public struct Buffer {
+    public enum Value {
+        /// A float tensor of the state dict that training moves (a running statistic):
+        /// starts at `initial`, and ranks that kept their own average it.
+        case statistic(Tensor, initial: Real)
+        /// An int64 of the state dict (`num_batches_tracked`): starts at 0.
+        case counter(get: () -> Int64, set: (Int64) -> Void)
+        /// A random generator's state: each rank's own, kept in checkpoints but not in the
+        /// state dict (PyTorch keeps generators outside modules).
+        case generator(get: () -> [UInt64], set: ([UInt64]) -> Void)
+    }
+
+    public let name: String
+    public let value: Value
+
+    public init(_ name: String, _ value: Value) {
+        self.name = name
+        self.value = value
+    }
 }
 
 /// A layer made of other layers. It reports each child as soon as that child's backward is

@@ -8,6 +8,9 @@ public final class Network {
     public let classes: Int
     /// Every parameter with its key, in forward order.
     public let parameters: [(key: String, parameter: Parameter)]
+    /// Every layer's buffers with their keys, in forward order.
+    public let buffers: [(key: String, buffer: Buffer)]
+    /// The batch norms, for what is theirs alone: synchronized statistics, ReLU fusion.
     public let batchNorms: [(key: String, layer: BatchNorm)]
     public let dropouts: [Dropout]
     public let parameterStorage: Storage
@@ -26,6 +29,7 @@ public final class Network {
         self.inputChannels = inputChannels
         self.classes = classes
         var parameters: [(String, Parameter)] = []
+        var buffers: [(String, Buffer)] = []
         var batchNorms: [(String, BatchNorm)] = []
         var dropouts: [Dropout] = []
         var leafParameters: [ObjectIdentifier: Range<Int>] = [:]
@@ -34,6 +38,7 @@ public final class Network {
             let first = parameters.count
             for p in layer.parameters { parameters.append((join(path, p.name), p)) }
             if parameters.count > first { leafParameters[ObjectIdentifier(layer)] = first..<parameters.count }
+            for b in layer.buffers { buffers.append((join(path, b.name), b)) }
             if let bn = layer as? BatchNorm { batchNorms.append((path, bn)) }
             if let d = layer as? Dropout { dropouts.append(d) }
             if let container = layer as? any Container { containers.append(container) }
@@ -42,6 +47,7 @@ public final class Network {
         visit(root, "")
         self.leafParameters = leafParameters
         self.parameters = parameters
+        self.buffers = buffers
         self.batchNorms = batchNorms
         self.dropouts = dropouts
 
@@ -110,20 +116,33 @@ public final class Network {
 
     // MARK: - State dict
 
-    /// One entry of the PyTorch `state_dict`: a float tensor (parameter or running
-    /// statistic) or batch norm's int64 `num_batches_tracked`.
+    /// One entry of the PyTorch `state_dict`: a float tensor (parameter or statistic) or an
+    /// int64 counter (`num_batches_tracked`).
     public enum StateValue {
         case tensor(Tensor)
-        case counter(BatchNorm)
+        case counter(get: () -> Int64, set: (Int64) -> Void)
     }
 
-    /// Every `state_dict` key of the reference model with its value, parameters first.
+    /// Every `state_dict` key of the reference model with its value: parameters, then the
+    /// buffers that belong to the state dict (not random generators).
     public var stateDict: [(key: String, value: StateValue)] {
-        parameters.map { ($0.key, .tensor($0.parameter.value)) } + batchNorms.flatMap { key, bn in
-            [(join(key, "running_mean"), StateValue.tensor(bn.runningMean)),
-             (join(key, "running_var"), .tensor(bn.runningVar)),
-             (join(key, "num_batches_tracked"), .counter(bn))]
+        parameters.map { ($0.key, .tensor($0.parameter.value)) } + buffers.compactMap { key, buffer in
+            switch buffer.value {
+            case let .statistic(t, _): (key, StateValue.tensor(t))
+            case let .counter(get, set): (key, .counter(get: get, set: set))
+            case .generator: nil
+            }
         }
+    }
+
+    /// The random generators among the buffers (dropout's), in forward order.
+    public var generators: [(get: () -> [UInt64], set: ([UInt64]) -> Void)] {
+        buffers.compactMap { if case let .generator(get, set) = $0.buffer.value { (get, set) } else { nil } }
+    }
+
+    /// The statistics among the buffers (batch norm's running mean and variance).
+    public var statistics: [Tensor] {
+        buffers.compactMap { if case let .statistic(t, _) = $0.buffer.value { t } else { nil } }
     }
 
     // MARK: - Description

@@ -97,7 +97,7 @@ public final class Checkpointer: @unchecked Sendable {  // the writer thread and
     public func save(_ trainer: Trainer) throws {
         let communicator = trainer.communicator
         trainer.shareRunningStatistics()
-        let mine = trainer.network.dropouts.flatMap { $0.generator.state.map { Int64(bitPattern: $0) } }
+        let mine = trainer.network.generators.flatMap { $0.get().map { Int64(bitPattern: $0) } }
         var all = [Int64](repeating: 0, count: mine.count * communicator.size)
         for r in 0..<communicator.size {
             var slice = r == communicator.rank ? mine : [Int64](repeating: 0, count: mine.count)
@@ -188,8 +188,8 @@ extension Trainer {
         resume(step: contents.step, position: contents.position, history: contents.history)
         if contents.worldSize == communicator.size, contents.dropoutStates.indices.contains(communicator.rank) {
             let states = contents.dropoutStates[communicator.rank]
-            for (i, d) in network.dropouts.enumerated() where states.count >= 4 * (i + 1) {
-                d.generator = SeededGenerator(state: Array(states[(4 * i)..<(4 * i + 4)]))
+            for (i, generator) in network.generators.enumerated() where states.count >= 4 * (i + 1) {
+                generator.set(Array(states[(4 * i)..<(4 * i + 4)]))
             }
         }
     }

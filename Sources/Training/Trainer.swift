@@ -345,7 +345,7 @@ public final class Trainer {
     /// one pass over the weights, run before each checkpoint and at the end.
     private func requireFiniteState() throws {
         var norms = [network.parameterStorage.euclideanNorm()]
-        for (_, bn) in network.batchNorms { norms += [bn.runningMean.storage.euclideanNorm(), bn.runningVar.storage.euclideanNorm()] }
+        norms += network.statistics.map { $0.storage.euclideanNorm() }
         var notFinite = [norms.first { !$0.isFinite } ?? 0]
         notFinite.withUnsafeMutableBufferPointer { communicator.sum(doubles: $0) }
         guard notFinite[0] != 0 else { return }

@@ -45,7 +45,7 @@ final class CheckpointFuzzTests: XCTestCase {
         network.stateDict.map { entry -> [Real] in
             switch entry.value {
             case let .tensor(t): return t.array
-            case let .counter(bn): return [Real(bn.numBatchesTracked)]
+            case let .counter(get, _): return [Real(get())]
             }
         }
     }

@@ -187,6 +187,44 @@ final class ModelWeightsTests: XCTestCase {
     override func setUp() { path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).h5").path }
     override func tearDown() { try? FileManager.default.removeItem(atPath: path) }
 
+    /// A layer with state of a new kind needs nothing outside itself: declaring its buffers
+    /// puts them in the state dict, initialization, broadcast and weights files.
+    private final class RunningPeak: Layer {
+        let peak = Tensor(zeros: Shape(2))
+        var calls: Int64 = 0
+        var summary: String { "RunningPeak" }
+        var buffers: [Buffer] {
+            [Buffer("peak", .statistic(peak, initial: -1)),
+             Buffer("calls", .counter(get: { [unowned self] in calls }, set: { [unowned self] in calls = $0 }))]
+        }
+        func outputShape(for input: Shape) throws -> Shape { input }
+        func flops(for input: Shape) -> Int { 0 }
+        func forward(_ input: Tensor, mode: Mode) -> Tensor { input }
+        func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor { gradOutput }
+    }
+
+    func testALayersOwnBuffersAreSavedLoadedAndInitialized() throws {
+        func network() -> Network {
+            Network(name: "probe", root: Sequential([Child("probe", RunningPeak()), Child("fc", Linear(2, 3))]), inputChannels: 1, classes: 3)
+        }
+        let a = network()
+        XCTAssertEqual(a.stateDict.map(\.key), ["fc.weight", "fc.bias", "probe.peak", "probe.calls"])
+        let probe = (a.root as! Sequential).children[0].layer as! RunningPeak
+        probe.peak.fill(5)
+        probe.calls = 9
+        a.initialize(.xavier, seed: 1)
+        XCTAssertEqual(probe.peak.array, [-1, -1], "a statistic starts at its initial value")
+        XCTAssertEqual(probe.calls, 0, "a counter starts at 0")
+        probe.peak.fill(0.5)
+        probe.calls = 4
+        try ModelWeights.save(a, to: path)
+        let b = network()
+        try ModelWeights.load(into: b, from: path)
+        let loaded = (b.root as! Sequential).children[0].layer as! RunningPeak
+        XCTAssertEqual(loaded.peak.array, [0.5, 0.5])
+        XCTAssertEqual(loaded.calls, 4)
+    }
+
     func testWeightsRoundTripWithBatchNormBuffers() throws {
         let a = try ModelZoo.make("lenet-bn")
         a.initialize(.xavier, seed: 1)
