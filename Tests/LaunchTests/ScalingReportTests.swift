@@ -35,24 +35,16 @@ final class ScalingReportTests: XCTestCase {
         let csv = folder.appendingPathComponent("sweep.csv")
         try sweep(achieved: 0.64, latency: 2e-4, hidden: 0.35).write(to: csv, atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script.path, csv.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        let outcome = SlurmTests.run("env", ["python3", Self.script.path, csv.path])
+        XCTAssertEqual(outcome.status, 0, outcome.out + outcome.err)
 
-        let report = try String(contentsOf: folder.appendingPathComponent("report.md"), encoding: .utf8)
+        let markdown = try String(contentsOf: folder.appendingPathComponent("report.md"), encoding: .utf8)
         // Exact points: the least-squares fits return the parameters to the printed digits.
-        XCTAssertTrue(report.contains("- 1gbit links: fitted bandwidth 0.640 Gbit/s, latency 200 µs per message"), report)
-        XCTAssertTrue(report.contains("- 10gbit links: fitted bandwidth 6.400 Gbit/s, latency 200 µs per message"), report)
-        XCTAssertTrue(report.contains("- resnet18: h = 0.350 (6 multi-rank points)"), report)
+        XCTAssertTrue(markdown.contains("- 1gbit links: fitted bandwidth 0.640 Gbit/s, latency 200 µs per message"), markdown)
+        XCTAssertTrue(markdown.contains("- 10gbit links: fitted bandwidth 6.400 Gbit/s, latency 200 µs per message"), markdown)
+        XCTAssertTrue(markdown.contains("- resnet18: h = 0.350 (6 multi-rank points)"), markdown)
         // Each point's prediction is its measured step, and the overlap column is the measured one.
-        let rows = report.split(separator: "\n").filter { $0.hasPrefix("| resnet18 | emulated |") }
+        let rows = markdown.split(separator: "\n").filter { $0.hasPrefix("| resnet18 | emulated |") }
         XCTAssertEqual(rows.count, 6)
         for row in rows {
             let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
