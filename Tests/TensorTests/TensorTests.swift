@@ -58,7 +58,17 @@ final class TensorTests: XCTestCase {
             col2im(y, channels: c, height: h, width: w, window: window, into: &folded)
             let lhs = zip(unfolded, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             let rhs = zip(x, folded).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-            XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(abs(lhs), 1), "\(window)")
+            // im2col copies, so lhs sums exact products in float64; col2im sums up to `taps`
+            // values of y per element in Real: within γ_taps of col2im(|y|) (Higham Thm. 3.1).
+            // Both float64 sums add γ_N(float64) of the same magnitude Σ|x|·col2im(|y|), itself
+            // computed in Real: within (1 + γ_taps).
+            var foldedMagnitude = [Real](repeating: 0, count: c * h * w)
+            col2im(y.map { abs($0) }, channels: c, height: h, width: w, window: window, into: &foldedMagnitude)
+            let magnitude = zip(x, foldedMagnitude).reduce(0.0) { $0 + abs(Double($1.0)) * Double($1.1) }
+            func gamma(_ k: Int, _ u: Double) -> Double { Double(k) * u / (1 - Double(k) * u) }
+            let taps = gamma(window.taps, Double(Real.ulpOfOne) / 2)
+            let allowed = (taps + 2 * gamma(rows * cols, Double.ulpOfOne / 2)) * magnitude * (1 + taps)
+            XCTAssertEqual(lhs, rhs, accuracy: allowed, "\(window)")
         }
     }
 
