@@ -51,8 +51,8 @@ final class PacktLayerGoldenTests: XCTestCase {
                               width: .init(kernel: kw, stride: sw, padding: pw, dilation: dw))
         func make(absolute: Bool) throws -> Conv2d {
             let conv = Conv2d(x.shape[1], weightShape[0], window: window, groups: groups, bias: hasBias)
-            try load(conv.weight, g, "weight", absolute: absolute)
-            if let bias = conv.bias { try load(bias, g, "bias", absolute: absolute) }
+            try load(conv.weight, from: g, "weight", absolute: absolute)
+            if let bias = conv.bias { try load(bias, from: g, "bias", absolute: absolute) }
             return conv
         }
         let conv = try make(absolute: false), magnitude = try make(absolute: true)
@@ -72,8 +72,8 @@ final class PacktLayerGoldenTests: XCTestCase {
         func make(absolute: Bool) throws -> ConvTranspose2d {
             let conv = ConvTranspose2d(weightShape[0], weightShape[1] * groups, kernel: kernel, stride: stride, padding: padding,
                                        outputPadding: outputPadding, groups: groups)
-            try load(conv.weight, g, "weight", absolute: absolute)
-            try load(conv.bias!, g, "bias", absolute: absolute)
+            try load(conv.weight, from: g, "weight", absolute: absolute)
+            try load(conv.bias!, from: g, "bias", absolute: absolute)
             return conv
         }
         let conv = try make(absolute: false), magnitude = try make(absolute: true)
@@ -102,13 +102,6 @@ final class PacktLayerGoldenTests: XCTestCase {
         assertClose(layer.forward(x, mode: .training), try g.doubles("y"), within: Rounding.elementwiseTolerance, "\(name) y")
         assertClose(layer.backward(x, try g.tensor("dy")), try g.doubles("dx"), within: Rounding.elementwiseTolerance, "\(name) dx")
         assertClose(gate.receivedGradient!, try g.doubles("dscale"), within: Rounding.elementwiseTolerance, "\(name) dscale")
-    }
-
-    // MARK: - Helpers
-
-    private func load(_ p: Parameter, _ g: HDF5Group, _ key: String, absolute takeAbsolute: Bool) throws {
-        let values = try g.tensor(key)
-        p.value.copy(from: takeAbsolute ? absolute(values) : values)
     }
 }
 

@@ -59,6 +59,12 @@ func assertWithin(_ actual: Tensor, _ expected: [Double], allowed: [Double], _ w
 
 func absolute(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, values: t.array.map { abs($0) }) }
 
+/// A parameter loaded from a golden case, or its absolute values (for a magnitude run).
+func load(_ p: Parameter, from g: HDF5Group, _ key: String, absolute takeAbsolute: Bool = false) throws {
+    let values = try g.tensor(key)
+    p.value.copy(from: takeAbsolute ? absolute(values) : values)
+}
+
 /// Checks y, dx and the parameter gradients of a layer that is linear in its input and in each
 /// parameter (convolutions, linear layers, pooling). The bound of a sum of K products is
 /// γ_K·Σ|aᵢbᵢ|, and Σ|aᵢbᵢ| of every output element is the same layer run on absolute values:
