@@ -42,6 +42,8 @@ final class DNNLConvolutionPlan {
     private let source, destination, forwardWeights, diffDestination, backwardWeights, diffSource, diffWeights: Buffer
     /// The weight gradient in PyTorch's layout and the bias gradient, before they are added to the parameter's.
     private let plainDiffWeights, diffBias: Buffer
+    /// Computes the weight gradient where oneDNN has only its reference kernel for it.
+    private let depthwiseWeightGradient: DepthwiseWeightGradient?
 
     init(_ conv: Conv2d, input: Shape, computesInputGradient: Bool) throws {
         inputShape = input
@@ -53,9 +55,14 @@ final class DNNLConvolutionPlan {
             dilationHeight: w.height.dilation, dilationWidth: w.width.dilation, groups: conv.groups, hasBias: conv.bias != nil)
         convolution = try Convolution(geometry, dataType: .f32)
         // oneDNN's reference kernels (tiny channel counts, e.g. LeNet's 1→6) are 50× slower
-        // than im2col + OpenBLAS: leave those shapes to BLAS.
+        // than im2col + OpenBLAS: leave those shapes to BLAS. A depthwise convolution whose
+        // only reference pass is the weight gradient computes that pass itself.
         let chosen = convolution.implementations
-        guard ![chosen.forward, chosen.backwardData ?? "", chosen.backwardWeights ?? ""].contains(where: { $0.hasPrefix("ref") }) else {
+        let isReference = { (implementation: String?) in implementation?.hasPrefix("ref") ?? false }
+        depthwiseWeightGradient = isReference(chosen.backwardWeights) && conv.inChannels == conv.groups
+            ? DepthwiseWeightGradient(window: w, outChannels: conv.outChannels, inChannels: conv.inChannels) : nil
+        guard !isReference(chosen.forward), !isReference(chosen.backwardData),
+              !isReference(chosen.backwardWeights) || depthwiseWeightGradient != nil else {
             throw DNNLError("convolution \(geometry): only oneDNN's reference implementation (\(chosen.forward))")
         }
         let (n, c, h, wd) = (input[0], input[1], input[2], input[3])
@@ -73,9 +80,9 @@ final class DNNLConvolutionPlan {
         destination = Buffer(destinationOut == nil ? 0 : convolution.forwardDestination.byteCount)
         forwardWeights = Buffer(weightsForward == nil ? 0 : convolution.forwardWeights.byteCount)
 
-        let backwardDestination = convolution.backwardWeightsDiffDestination!
-        guard backwardDestination == convolution.backwardDataDiffDestination!,
-              convolution.backwardWeightsSource! == convolution.forwardSource else {
+        let backwardDestination = convolution.backwardDataDiffDestination!
+        guard depthwiseWeightGradient != nil || (backwardDestination == convolution.backwardWeightsDiffDestination!
+              && convolution.backwardWeightsSource! == convolution.forwardSource) else {
             throw DNNLError("convolution \(geometry): the backward passes chose other activation layouts than the forward")
         }
         diffDestinationIn = try reorder(plainDestination, backwardDestination)
@@ -84,7 +91,7 @@ final class DNNLConvolutionPlan {
         backwardWeights = Buffer(weightsBackward == nil ? 0 : convolution.backwardDataWeights!.byteCount)
         diffSourceOut = computesInputGradient ? try reorder(convolution.backwardDataDiffSource!, plainSource) : nil
         diffSource = Buffer(diffSourceOut == nil ? 0 : convolution.backwardDataDiffSource!.byteCount)
-        diffWeightsOut = try reorder(convolution.backwardWeightsDiffWeights!, plainWeights)
+        diffWeightsOut = depthwiseWeightGradient == nil ? try reorder(convolution.backwardWeightsDiffWeights!, plainWeights) : nil
         diffWeights = Buffer(diffWeightsOut == nil ? 0 : convolution.backwardWeightsDiffWeights!.byteCount)
         plainDiffWeights = Buffer(plainWeights.byteCount)
         diffBias = Buffer(conv.bias == nil ? 0 : conv.outChannels * MemoryLayout<Float>.size)
@@ -105,15 +112,21 @@ final class DNNLConvolutionPlan {
     /// Adds the weight and bias gradients to `weightGrad` and `biasGrad`; writes dx (NCHW)
     /// unless the plan does not compute the input gradient.
     func backward(_ x: Tensor, _ dy: Tensor, weight: Tensor, weightGrad: Tensor, biasGrad: Tensor?, into dx: Tensor) throws {
+        if let depthwiseWeightGradient {
+            depthwiseWeightGradient.accumulate(x: x, dy: dy, weightGrad: weightGrad.data, biasGrad: biasGrad?.data)
+            guard computesInputGradient else { return }
+        }
         let diffDst = try bring(dy.data, through: diffDestinationIn, into: diffDestination)
-        // The forward's source buffer still holds x in the convolution's layout.
-        let src = sourceIn == nil ? UnsafeRawPointer(x.data) : UnsafeRawPointer(source.base)
-        let dW = diffWeightsOut == nil ? plainDiffWeights.base : diffWeights.base
-        try convolution.backwardWeights(source: src, diffDestination: diffDst, diffWeights: dW,
-                                        diffBias: biasGrad == nil ? nil : diffBias.base)
-        try diffWeightsOut?.execute(from: dW, to: plainDiffWeights.base)
-        add(plainDiffWeights, to: weightGrad)
-        if let biasGrad { add(diffBias, to: biasGrad) }
+        if depthwiseWeightGradient == nil {
+            // The forward's source buffer still holds x in the convolution's layout.
+            let src = sourceIn == nil ? UnsafeRawPointer(x.data) : UnsafeRawPointer(source.base)
+            let dW = diffWeightsOut == nil ? plainDiffWeights.base : diffWeights.base
+            try convolution.backwardWeights(source: src, diffDestination: diffDst, diffWeights: dW,
+                                            diffBias: biasGrad == nil ? nil : diffBias.base)
+            try diffWeightsOut?.execute(from: dW, to: plainDiffWeights.base)
+            add(plainDiffWeights, to: weightGrad)
+            if let biasGrad { add(diffBias, to: biasGrad) }
+        }
         guard computesInputGradient else { return }
         let weights = try bring(weight.data, through: weightsBackward, into: backwardWeights)
         let diffSrc = diffSourceOut == nil ? UnsafeMutableRawPointer(dx.data) : diffSource.base

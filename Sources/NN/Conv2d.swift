@@ -86,6 +86,9 @@ public final class Conv2d: Layer {
         min(batch, max(1, (Self.minimumColumns + plane - 1) / plane))
     }
 
+    /// Whether the last forward ran on oneDNN (false: im2col and OpenBLAS).
+    public var ranOnOneDNN: Bool { dnnl?.plan != nil }
+
     /// The oneDNN plan for `input`, built on first use; nil on the BLAS engine or where oneDNN
     /// has no implementation.
     private func dnnlPlan(_ input: Shape) -> DNNLConvolutionPlan? {
