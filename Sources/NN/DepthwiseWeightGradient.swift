@@ -34,9 +34,14 @@ struct DepthwiseWeightGradient {
         }
 
         func run(_ range: Range<Int>) {
+            let taps = window.height.kernel * window.width.kernel
+            // On the stack: a warm training step allocates nothing.
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: taps) { run(range, sums: $0) }
+        }
+
+        private func run(_ range: Range<Int>, sums: UnsafeMutableBufferPointer<Double>) {
             let (rows, columns) = (window.height, window.width)
             let taps = rows.kernel * columns.kernel, multiplier = outChannels / channels
-            var sums = [Double](repeating: 0, count: taps)
             for o in range {
                 for t in 0..<taps { sums[t] = 0 }
                 var biasSum: Double = 0
