@@ -97,14 +97,6 @@ final class LayerGoldenTests: XCTestCase {
                              accumulation: (forward: x[2] * x[3] + 1, inputGradient: 1, weightGradient: 0))
     }
 
-    // MARK: - Elementwise
-
-    private func checkActivation(_ kind: Activation.Kind, _ g: HDF5Group, _ name: String) throws {
-        let layer = Activation(kind), x = try g.tensor("x")
-        assertClose(layer.forward(x, mode: .training), try g.doubles("y"), within: Rounding.elementwiseTolerance, "\(name) y")
-        assertClose(layer.backward(x, try g.tensor("dy")), try g.doubles("dx"), within: Rounding.elementwiseTolerance, "\(name) dx")
-    }
-
     // MARK: - Batch norm
 
     /// One channel's values of a [N, C, H, W] or [N, C] dataset.

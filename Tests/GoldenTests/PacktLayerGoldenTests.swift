@@ -88,12 +88,6 @@ final class PacktLayerGoldenTests: XCTestCase {
 
     // MARK: - Elementwise
 
-    private func checkActivation(_ kind: Activation.Kind, _ g: HDF5Group, _ name: String) throws {
-        let layer = Activation(kind), x = try g.tensor("x")
-        assertClose(layer.forward(x, mode: .training), try g.doubles("y"), within: Rounding.elementwiseTolerance, "\(name) y")
-        assertClose(layer.backward(x, try g.tensor("dy")), try g.doubles("dx"), within: Rounding.elementwiseTolerance, "\(name) dx")
-    }
-
     /// y = x·s is one rounding, dx = dy·s plus the gate's part two, ds = Σ_HW dy·x is summed
     /// in float64: held to the elementwise bound.
     private func checkChannelScale(_ g: HDF5Group, _ name: String) throws {

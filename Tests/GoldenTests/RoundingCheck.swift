@@ -65,6 +65,13 @@ func load(_ p: Parameter, from g: HDF5Group, _ key: String, absolute takeAbsolut
     p.value.copy(from: takeAbsolute ? absolute(values) : values)
 }
 
+/// Checks an activation's y and dx within `Rounding.elementwiseTolerance`.
+func checkActivation(_ kind: Activation.Kind, _ g: HDF5Group, _ name: String) throws {
+    let layer = Activation(kind), x = try g.tensor("x")
+    assertClose(layer.forward(x, mode: .training), try g.doubles("y"), within: Rounding.elementwiseTolerance, "\(name) y")
+    assertClose(layer.backward(x, try g.tensor("dy")), try g.doubles("dx"), within: Rounding.elementwiseTolerance, "\(name) dx")
+}
+
 /// Checks y, dx and the parameter gradients of a layer that is linear in its input and in each
 /// parameter (convolutions, linear layers, pooling). The bound of a sum of K products is
 /// γ_K·Σ|aᵢbᵢ|, and Σ|aᵢbᵢ| of every output element is the same layer run on absolute values:
