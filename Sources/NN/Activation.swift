@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Elementwise activation, as PyTorch defines each: ReLU, Sigmoid, Tanh, GELU (exact, erf
@@ -50,6 +51,15 @@ private struct Elementwise {
 
     func forward(_ range: Range<Int>) {
         let out = y!
+        #if !CNN_FLOAT64
+        // libm's expf keeps Swift's loops scalar: the e^x-based ones run vectorized in C.
+        let (start, count) = (range.lowerBound, range.count)
+        switch kind {
+        case .sigmoid: return cnn_sigmoid_f32(x + start, out + start, count)
+        case .silu: return cnn_silu_f32(x + start, out + start, count)
+        default: break
+        }
+        #endif
         switch kind {
         case .relu: for i in range { out[i] = max(x[i], 0) }
         case .sigmoid: for i in range { out[i] = 1 / (1 + exp(-x[i])) }
@@ -66,6 +76,9 @@ private struct Elementwise {
     /// condition keeps them scalar: ReLU's backward was 12× its forward's time).
     func backward(_ range: Range<Int>) {
         let dy = dy!, g = dx!
+        #if !CNN_FLOAT64
+        if kind == .silu { return cnn_silu_backward_f32(x + range.lowerBound, dy + range.lowerBound, g + range.lowerBound, range.count) }
+        #endif
         switch kind {
         case .relu:
             for i in range {

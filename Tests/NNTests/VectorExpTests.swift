@@ -1,0 +1,82 @@
+import CKernels
+import Foundation
+import XCTest
+
+/// The float32 activations built on the vectorized e^x (Sources/CKernels), against the same
+/// formulas in float64 with libm's exp. The loader picks the AVX2 + FMA build or the baseline
+/// by the CPU: both must hold these bounds.
+final class VectorExpTests: XCTestCase {
+    private let u = Double(Float.ulpOfOne) / 2  // float32's unit roundoff, 2^-24
+
+    /// Every 4093rd bit pattern: about a million floats of every sign, exponent and class.
+    private var sampledFloats: [Float] {
+        stride(from: UInt64(0), to: UInt64(UInt32.max), by: 4093).map { Float(bitPattern: UInt32($0)) }
+    }
+
+    /// The polynomial's truncation is below 0.1 ulp; the reduced argument carries one rounding
+    /// (at most 0.35 ulp of the result) and Horner's scheme about one ulp: 2 ulp in all. Results
+    /// below float32's smallest normal are held to 2 ulp of the subnormals' spacing.
+    func testExpIsWithinTwoUlpsEverywhereAndKeepsNaNInfinityAndZero() {
+        let x = sampledFloats + [0, -0, 88.72, 88.73, 89, 1e30, .infinity, -87.3, -103, -104, -1e30, -.infinity, .nan]
+        var y = [Float](repeating: 0, count: x.count)
+        cnn_exp_f32(x, &y, x.count)
+        var worst = 0.0
+        for (xi, yi) in zip(x, y) {
+            if xi.isNaN { XCTAssertTrue(yi.isNaN, "e^NaN"); continue }
+            let exact = Foundation.exp(Double(xi)), rounded = Float(exact)
+            if rounded.isInfinite || rounded == 0 {
+                XCTAssertEqual(yi, rounded, "e^\(xi) must be \(rounded) as in expf")
+                continue
+            }
+            let spacing = rounded.isNormal ? Double(rounded.ulp) : Double(Float.leastNonzeroMagnitude)
+            let error = abs(Double(yi) - exact) / spacing
+            worst = max(worst, error)
+            XCTAssertLessThanOrEqual(error, 2, "e^\(xi): \(yi) against \(exact)")
+        }
+        print("e^x: worst error \(worst) ulp over \(x.count) values")
+    }
+
+    private func inputs(seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<100_000).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Double(state >> 11) / Double(1 << 53) * 200 - 100)  // uniform in [-100, 100)
+        } + [0, -0, 1e-30, -1e-30, 88, -88, 104, -104, 1e30, -1e30]
+    }
+
+    /// Below x = −88.7, e^−x overflows and s = sigmoid(x) is 0, as it is with expf, where the
+    /// exact s is below float32's smallest normal: each value may be off by that times the
+    /// factor s is multiplied with.
+    private func underflow(_ factor: Double) -> Double { Double(Float.leastNormalMagnitude) * factor }
+
+    /// sigmoid = 1 / (1 + e^−x) and SiLU = x / (1 + e^−x): e^−x within 2 ulp (4u relative),
+    /// then one rounding in the sum and one in the division: 6u of the value (first order;
+    /// the second-order terms are below 1e-13 of it).
+    func testSigmoidAndSiLUAreWithinSixRoundingsOfTheirValue() {
+        let x = inputs(seed: 1)
+        var sigmoid = [Float](repeating: 0, count: x.count), silu = sigmoid
+        cnn_sigmoid_f32(x, &sigmoid, x.count)
+        cnn_silu_f32(x, &silu, x.count)
+        for i in x.indices {
+            let v = Double(x[i]), s = 1 / (1 + Foundation.exp(-v))
+            XCTAssertLessThanOrEqual(abs(Double(sigmoid[i]) - s), 6 * u * s + underflow(1), "sigmoid(\(v))")
+            XCTAssertLessThanOrEqual(abs(Double(silu[i]) - v * s), 6 * u * abs(v * s) + underflow(abs(v)), "silu(\(v))")
+        }
+    }
+
+    /// dx = dy · s · (1 + x(1 − s)), with s within 6u of itself: 1 − s within 6u·s + u(1 − s)
+    /// ≤ 6u; x times it within 7u·|x|; 1 plus that within u(1 + 8|x|); the two products add
+    /// s's 6u and two roundings of the result, 8u·(1 + |x|) of |dy|·s. In all
+    /// |dy|·s·u·(9 + 16|x|) ≤ 16u·|dy|·s·(1 + |x|), whether or not the compiler fuses a product.
+    func testSiLUsGradientIsWithinItsRoundingBound() {
+        let x = inputs(seed: 2), dy = inputs(seed: 3).map { $0 / 100 }
+        var dx = [Float](repeating: 0, count: x.count)
+        cnn_silu_backward_f32(x, dy, &dx, x.count)
+        for i in x.indices {
+            let v = Double(x[i]), d = Double(dy[i]), s = 1 / (1 + Foundation.exp(-v))
+            let exact = d * s * (1 + v * (1 - s))
+            XCTAssertLessThanOrEqual(abs(Double(dx[i]) - exact), 16 * u * abs(d) * s * (1 + abs(v)) + underflow(abs(d) * (1 + abs(v))),
+                                     "silu'(\(v)) · \(d)")
+        }
+    }
+}
