@@ -2,6 +2,7 @@
 #include "AllocationCounter.h"
 #include <execinfo.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,8 +50,20 @@ static inline int from_libraries(void *caller) {
 #define FRAMES 8
 static _Thread_local int unwinding;
 
+/* Only the thread that started counting and the OpenMP team its parallel loops run on are
+   counted: a thread of Foundation or Dispatch left over from an earlier test (a child
+   process's exit being reaped, say) is not the training step's. omp_get_level reads the
+   calling thread's OpenMP state (0 outside a parallel region) and allocates nothing. */
+extern int omp_get_level(void);
+static pthread_t counting_thread;
+
+static int on_counted_thread(void) {
+    return pthread_equal(pthread_self(), counting_thread) || omp_get_level() > 0;
+}
+
 static void count(void *caller) {
     if (!atomic_load_explicit(&counting, memory_order_relaxed) || unwinding || from_libraries(caller)) return;
+    if (!on_counted_thread()) return;
     unwinding = 1;
     void *frames[FRAMES];
     int depth = backtrace(frames, FRAMES);
@@ -71,6 +84,7 @@ void allocation_counter_start(void) {
         void *frames[FRAMES];
         backtrace(frames, FRAMES);  /* loads the unwinder before counting starts */
     }
+    counting_thread = pthread_self();
     atomic_store(&allocations, 0);
     atomic_store(&counting, 1);
 }

@@ -4,7 +4,8 @@ import Optim
 import XCTest
 
 /// Once warmed up at a shape, a training step (forward, loss, backward, the gradient's norm
-/// and clipping, optimizer update) allocates nothing: every layer reuses its buffers.
+/// and clipping, optimizer update) allocates nothing: every layer reuses its buffers. The
+/// counter sees the step's threads: the one that runs it and its OpenMP team.
 ///
 /// Measured with one OpenBLAS thread: OpenBLAS's threaded GEMM makes small allocations of
 /// its own (50–140 per ResNet/GoogLeNet step with 2 threads), which are not ours to remove;
@@ -47,6 +48,45 @@ final class AllocationTests: XCTestCase {
         let counted = allocation_counter_stop()
         XCTAssertEqual(array.count, 1000)
         XCTAssertGreaterThan(counted, 0, "the counter must see Swift's allocations")
+    }
+
+    /// A parallel loop's allocations count on every thread of the team; those of a thread
+    /// outside the step (one Foundation starts, say) do not.
+    func testCounterSeesEveryThreadOfTheStepAndNoOther() {
+        let threads = Parallel.threads
+        Parallel.threads = 2
+        defer { Parallel.threads = threads }
+        // Each index allocates and keeps the block (an allocation freed unused may be optimized away).
+        let blocks = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 2)
+        defer { blocks.deallocate() }
+        let allocateOnePerIndex: Parallel.Kernel = { arguments, begin, end in
+            let blocks = Parallel.arguments(arguments, as: UnsafeMutablePointer<UnsafeMutableRawPointer?>.self)
+            for i in begin..<end { blocks[i] = malloc(16) }
+        }
+        Parallel.forEach(2, grain: 1, blocks, allocateOnePerIndex)  // the first loop at 2 threads starts the team
+        free(blocks[0]); free(blocks[1])
+        allocation_counter_start()
+        Parallel.forEach(2, grain: 1, blocks, allocateOnePerIndex)
+        let inLoop = allocation_counter_stop()
+        free(blocks[0]); free(blocks[1])
+        XCTAssertEqual(inLoop, 2, "one allocation on each of the loop's two threads")
+
+        let started = DispatchSemaphore(value: 0), allocate = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let slot = Int(bitPattern: blocks)  // a plain address crosses into the thread's Sendable closure
+        let stray = Thread {
+            started.signal()
+            allocate.wait()
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>(bitPattern: slot)![0] = malloc(16)
+            done.signal()
+        }
+        stray.start()
+        started.wait()
+        allocation_counter_start()
+        allocate.signal()
+        done.wait()
+        XCTAssertEqual(allocation_counter_stop(), 0, "a thread outside the step is not counted")
+        XCTAssertNotNil(blocks[0], "the stray thread allocated")
+        free(blocks[0])
     }
 
     func testTrainingStepsAllocateNothingOnceWarm() throws {
