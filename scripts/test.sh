@@ -20,10 +20,16 @@ python3 - "$log/float32.txt" "$log/float64.txt" <<'PY'
 import re, sys
 passed = failed = skipped = 0
 for path in sys.argv[1:]:
+    name = path.rsplit('/', 1)[-1]
     text = open(path, errors="replace").read()
     runs = re.findall(r"Test Suite 'All tests' (?:passed|failed).*\n\s*Executed (\d+) tests?, with (?:(\d+) tests? skipped and )?(\d+) failures?", text)
+    # Name what failed at the end, where a truncated CI log still shows it.
+    for line in text.splitlines():
+        if ": error: " in line or re.search(r"Test Case '.*' failed \(", line):
+            print(f"{name}: {line[:400]}")
     if not runs:
-        failed += 1  # a run that printed no summary did not complete
+        failed += 1  # a run that printed no summary did not complete: show how it ended
+        print("\n".join(f"{name}: {line}" for line in text.splitlines()[-5:]))
         continue
     total, skip, fail = runs[-1]
     total, skip, fail = int(total), int(skip or 0), int(fail)
