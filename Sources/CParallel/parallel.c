@@ -36,3 +36,5 @@ void cnn_parallel_for(long count, long grain, cnn_range_body body, void *context
 int cnn_parallel_threads(void) { return omp_get_max_threads(); }
 
 void cnn_parallel_set_threads(int threads) { omp_set_num_threads(threads); }
+
+int cnn_parallel_thread_index(void) { return omp_get_thread_num(); }

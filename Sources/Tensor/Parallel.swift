@@ -38,6 +38,11 @@ extension Parallel {
     @inlinable
     public static func grain(work: Int) -> Int { max(1, 32_768 / max(work, 1)) }
 
+    /// Inside a kernel: which of the loop's threads runs it, from 0 to `threads` − 1 (for
+    /// per-thread scratch space).
+    @inlinable
+    public static var threadIndex: Int { Int(cnn_parallel_thread_index()) }
+
     /// Inside a kernel: the loop's arguments, which `forEach` was given as `type`.
     @inlinable
     public static func arguments<Arguments>(_ pointer: UnsafeMutableRawPointer?, as type: Arguments.Type) -> Arguments {

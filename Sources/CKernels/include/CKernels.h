@@ -1,9 +1,11 @@
 #ifndef CNN_KERNELS_H
 #define CNN_KERNELS_H
 
-/// Float32 activations built on e^x. Swift calls libm's expf once per element, which keeps
-/// those loops scalar; these compute e^x with a polynomial the compiler vectorizes, built
-/// twice: for AVX2 + FMA (x86-64-v3) and for the baseline, chosen when the library loads.
+/// Float32 kernels that Swift leaves scalar, each built twice: for AVX2 + FMA (x86-64-v3)
+/// and for the baseline, the loader picking one by the CPU.
+
+/// Activations built on e^x. Swift calls libm's expf once per element, which keeps
+/// those loops scalar; these compute e^x with a polynomial the compiler vectorizes.
 /// e^x is within 3 ulp of the exact value over the whole float range (tested against libm's
 /// double exp), NaN stays NaN, and overflow and underflow give +inf and 0 as expf does.
 
@@ -15,5 +17,28 @@ void cnn_silu_f32(const float *x, float *y, long count);
 void cnn_silu_backward_f32(const float *x, const float *dy, float *dx, long count);
 /// y = e^x, for the tests of the approximation itself.
 void cnn_exp_f32(const float *x, float *y, long count);
+
+/// A depthwise convolution (each group reads one input channel, `multiplier` output
+/// channels per group) on NCHW tensors.
+struct cnn_depthwise_shape {
+    long images, channels, multiplier, height, width, out_height, out_width;
+    long kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w;
+};
+
+/// Output channels are taken 8 at a time, one per vector lane: x and dy are copied to
+/// channels-last blocks (x with its padding as zeros), so that every product of a window is
+/// one vector operation whatever the width (EfficientNet's planes are 3 to 48 wide).
+enum { cnn_depthwise_lanes = 8 };
+
+/// Floats of workspace one thread needs for `cnn_depthwise_weight_gradient_f32`.
+long cnn_depthwise_workspace(const struct cnn_depthwise_shape *shape);
+
+/// Adds to dW [O, 1, kh, kw] (and to db [O] unless it is NULL) the weight and bias gradients
+/// of output channels [8·first_block, 8·last_block) ∩ [0, O), from x [N, C, H, W] and
+/// dy [N, O, Ho, Wo], using `workspace` (cnn_depthwise_workspace floats, the caller's own).
+/// Each channel's sums are in a fixed order, float32 within an image and float64 across
+/// images: the result does not depend on how blocks are split among threads.
+void cnn_depthwise_weight_gradient_f32(const struct cnn_depthwise_shape *shape, const float *x, const float *dy,
+                                       float *dW, float *db, long first_block, long last_block, float *workspace);
 
 #endif

@@ -13,5 +13,7 @@ void cnn_parallel_for(long count, long grain, cnn_range_body body, void *context
 int cnn_parallel_threads(void);
 /// Sets them (omp_set_num_threads): oneDNN's primitives use the same team.
 void cnn_parallel_set_threads(int threads);
+/// Inside a loop body: which of the team's threads runs it, from 0 (omp_get_thread_num).
+int cnn_parallel_thread_index(void);
 
 #endif
