@@ -1,3 +1,5 @@
+import CKernels
+
 /// Sums batch norm needs from the whole global batch. Handed to `BatchNorm` by the layer
 /// above NN that knows about other processes (synchronized batch norm); NN itself never
 /// talks to them.
@@ -144,11 +146,15 @@ public final class BatchNorm: Layer {
                 var s: Double = 0, sq: Double = 0
                 for i in 0..<n {
                     let x = x + (i * channels + c) * area
+                    #if CNN_FLOAT64
                     for j in 0..<area {
-                        let v = Double(x[j])
+                        let v = x[j]
                         s += v
                         sq += v * v
                     }
+                    #else
+                    cnn_sum_and_squares_f32(x, area, &s, &sq)  // the same sums on eight lanes
+                    #endif
                 }
                 sums[c] = s
                 sums[channels + c] = sq
@@ -186,11 +192,15 @@ public final class BatchNorm: Layer {
                 let mu = mean[c], inv = invStd[c]
                 for i in 0..<n {
                     let x = x + (i * channels + c) * area, dy = dy + (i * channels + c) * area, y = y + (i * channels + c) * area
+                    #if CNN_FLOAT64
                     for j in 0..<area {
-                        let d = Double(incoming(dy, y, j))
+                        let d = incoming(dy, y, j)
                         sumDy += d
-                        sumDyXhat += d * Double((x[j] - mu) * inv)
+                        sumDyXhat += d * ((x[j] - mu) * inv)
                     }
+                    #else
+                    cnn_normalized_gradient_sums_f32(dy, relu ? y : nil, x, mu, inv, area, &sumDy, &sumDyXhat)  // on eight lanes
+                    #endif
                 }
                 dGamma[c] += Real(sumDyXhat)
                 dBeta[c] += Real(sumDy)

@@ -18,6 +18,17 @@ void cnn_silu_backward_f32(const float *x, const float *dy, float *dx, long coun
 /// y = e^x, for the tests of the approximation itself.
 void cnn_exp_f32(const float *x, float *y, long count);
 
+/// Batch norm's per-channel sums, in float64 over eight lanes (a single running sum is one
+/// long chain of dependent additions, which kept the Swift loops at one add per 4 cycles).
+/// Each adds to its outputs; the order of the additions depends only on `count`.
+
+/// *sum += Σ x, *squares += Σ x².
+void cnn_sum_and_squares_f32(const float *x, long count, double *sum, double *squares);
+/// *sum += Σ d, *weighted += Σ d · x̂, with d = dy (or, for a fused ReLU, dy where y > 0 and
+/// 0 elsewhere; y is NULL without one) and x̂ = (x − mean) · inv_std in float32.
+void cnn_normalized_gradient_sums_f32(const float *dy, const float *y, const float *x, float mean, float inv_std,
+                                      long count, double *sum, double *weighted);
+
 /// A depthwise convolution (each group reads one input channel, `multiplier` output
 /// channels per group) on NCHW tensors.
 struct cnn_depthwise_shape {
