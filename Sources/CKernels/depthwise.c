@@ -1,6 +1,6 @@
 #include "CKernels.h"
+#include "targets.h"
 
-#define BOTH_TARGETS __attribute__((target_clones("arch=x86-64-v3", "default")))
 #define LANES cnn_depthwise_lanes
 
 /* The rows (or columns) of x that a window reads, padding included: (outputs − 1)·stride +

@@ -1,7 +1,6 @@
 #include "CKernels.h"
+#include "targets.h"
 #include <string.h>
-
-#define BOTH_TARGETS __attribute__((target_clones("arch=x86-64-v3", "default")))
 
 /* Eight float32 lanes and their float64 halves, as vector types: accumulators kept in
    arrays were spilled to the stack on every iteration. 32-byte vectors may not be passed by

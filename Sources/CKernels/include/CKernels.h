@@ -6,7 +6,7 @@
 
 /// Activations built on e^x. Swift calls libm's expf once per element, which keeps
 /// those loops scalar; these compute e^x with a polynomial the compiler vectorizes.
-/// e^x is within 3 ulp of the exact value over the whole float range (tested against libm's
+/// e^x is within 2 ulp of the exact value over the whole float range (tested against libm's
 /// double exp), NaN stays NaN, and overflow and underflow give +inf and 0 as expf does.
 
 /// y = 1 / (1 + e^−x)
@@ -19,7 +19,7 @@ void cnn_silu_backward_f32(const float *x, const float *dy, float *dx, long coun
 void cnn_exp_f32(const float *x, float *y, long count);
 
 /// Batch norm's per-channel sums, in float64 over eight lanes (a single running sum is one
-/// long chain of dependent additions, which kept the Swift loops at one add per 4 cycles).
+/// chain of dependent additions: the Swift loop ran at the adder's latency, not its width).
 /// Each adds to its outputs; the order of the additions depends only on `count`.
 
 /// *sum += Σ x, *squares += Σ x².

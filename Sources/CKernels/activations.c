@@ -1,9 +1,7 @@
 #include "CKernels.h"
+#include "targets.h"
 #include <stdint.h>
 #include <string.h>
-
-/* Built for AVX2 + FMA and for the baseline; the loader picks one (an ifunc). */
-#define BOTH_TARGETS __attribute__((target_clones("arch=x86-64-v3", "default")))
 
 static inline float from_bits(uint32_t bits) { float f; memcpy(&f, &bits, sizeof f); return f; }
 
