@@ -32,6 +32,27 @@ INLINE void add_sum_and_squares(const float *x, long count, d4 *s, d4 *q) {
     q[0] += a * a; q[1] += b * b;
 }
 
+INLINE void add_products(const float *a, const float *b, long count, d4 *s) {
+    f8 u, v;
+    load(&u, a, count);
+    load(&v, b ? b : a, count);
+    if (!b) v = (f8){1, 1, 1, 1, 1, 1, 1, 1};
+    s[0] += LOW(u) * LOW(v); s[1] += HIGH(u) * HIGH(v);
+}
+
+/* Σ a·b, or Σ a when b is NULL. */
+INLINE double sum_of_products(const float *a, const float *b, long count) {
+    d4 s[2] = {{0}};
+    long j = 0;
+    for (; j + 8 <= count; j += 8) add_products(a + j, b ? b + j : 0, 8, s);
+    if (j < count) add_products(a + j, b ? b + j : 0, count - j, s);
+    return total(s);
+}
+
+BOTH_TARGETS double cnn_sum_f32(const float *x, long count) { return sum_of_products(x, 0, count); }
+
+BOTH_TARGETS double cnn_dot_f32(const float *a, const float *b, long count) { return sum_of_products(a, b, count); }
+
 BOTH_TARGETS void cnn_sum_and_squares_f32(const float *x, long count, double *sum, double *squares) {
     d4 s[2] = {{0}}, q[2] = {{0}};
     long j = 0;

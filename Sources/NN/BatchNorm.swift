@@ -1,5 +1,3 @@
-import CKernels
-
 /// Sums batch norm needs from the whole global batch. Handed to `BatchNorm` by the layer
 /// above NN that knows about other processes (synchronized batch norm); NN itself never
 /// talks to them.
@@ -146,15 +144,7 @@ public final class BatchNorm: Layer {
                 var s: Double = 0, sq: Double = 0
                 for i in 0..<n {
                     let x = x + (i * channels + c) * area
-                    #if CNN_FLOAT64
-                    for j in 0..<area {
-                        let v = x[j]
-                        s += v
-                        sq += v * v
-                    }
-                    #else
-                    cnn_sum_and_squares_f32(x, area, &s, &sq)  // the same sums on eight lanes
-                    #endif
+                    Sums.addSumAndSquares(x, area, sum: &s, squares: &sq)
                 }
                 sums[c] = s
                 sums[channels + c] = sq
@@ -192,15 +182,8 @@ public final class BatchNorm: Layer {
                 let mu = mean[c], inv = invStd[c]
                 for i in 0..<n {
                     let x = x + (i * channels + c) * area, dy = dy + (i * channels + c) * area, y = y + (i * channels + c) * area
-                    #if CNN_FLOAT64
-                    for j in 0..<area {
-                        let d = incoming(dy, y, j)
-                        sumDy += d
-                        sumDyXhat += d * ((x[j] - mu) * inv)
-                    }
-                    #else
-                    cnn_normalized_gradient_sums_f32(dy, relu ? y : nil, x, mu, inv, area, &sumDy, &sumDyXhat)  // on eight lanes
-                    #endif
+                    Sums.addNormalizedGradientSums(dy: dy, y: relu ? y : nil, x: x, mean: mu, invStd: inv, area,
+                                                   sum: &sumDy, weighted: &sumDyXhat)
                 }
                 dGamma[c] += Real(sumDyXhat)
                 dBeta[c] += Real(sumDy)

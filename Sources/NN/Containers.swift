@@ -250,10 +250,8 @@ public final class ChannelScale: Container {
         self.scale = scale
         let y = Tensor.reuse(&output, shape: input.shape)
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
-        for p in 0..<planes {
-            let s = scale.data[p], x = input.data + p * area, out = y.data + p * area
-            for i in 0..<area { out[i] = x[i] * s }
-        }
+        let pass = PlaneScaling(area: area, scale: scale.data, x: input.data, y: y.data)
+        Parallel.forEach(planes, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: PlaneScaling.self).scale($1..<$2) }
         return y
     }
 
@@ -261,21 +259,43 @@ public final class ChannelScale: Container {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
         let ds = Tensor.reuse(&gradScale, shape: Shape(input.shape[0], input.shape[1], 1, 1))
-        for p in 0..<planes {
-            let x = input.data + p * area, dy = gradOutput.data + p * area
-            var sum: Double = 0
-            for i in 0..<area { sum += Double(dy[i]) * Double(x[i]) }
-            ds.data[p] = Real(sum)
-        }
+        let grain = Parallel.grain(work: area)
+        let sums = PlaneScaling(area: area, scale: ds.data, x: input.data, y: gradOutput.data)
+        Parallel.forEach(planes, grain: grain, sums) { Parallel.arguments($0, as: PlaneScaling.self).sumProducts($1..<$2) }
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
         dx.copy(from: gate.backward(input, ds))
         didFinishChildBackward?(gate)
-        let scale = scale!
-        for p in 0..<planes {
-            let s = scale.data[p], dy = gradOutput.data + p * area, g = dx.data + p * area
-            for i in 0..<area { g[i] += dy[i] * s }
-        }
+        let adding = PlaneScaling(area: area, scale: scale!.data, x: gradOutput.data, y: dx.data)
+        Parallel.forEach(planes, grain: grain, adding) { Parallel.arguments($0, as: PlaneScaling.self).addScaled($1..<$2) }
         return dx
+    }
+}
+
+/// ChannelScale's passes over a range of (example, channel) planes of `area` elements, with
+/// one scale per plane.
+private struct PlaneScaling {
+    let area: Int
+    let scale: UnsafeMutablePointer<Real>, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>
+
+    /// y = x · scale
+    func scale(_ planes: Range<Int>) {
+        for p in planes {
+            let s = scale[p], x = x + p * area, y = y + p * area
+            for i in 0..<area { y[i] = x[i] * s }
+        }
+    }
+
+    /// y += x · scale
+    func addScaled(_ planes: Range<Int>) {
+        for p in planes {
+            let s = scale[p], x = x + p * area, y = y + p * area
+            for i in 0..<area { y[i] += x[i] * s }
+        }
+    }
+
+    /// scale = Σ x · y over each plane
+    func sumProducts(_ planes: Range<Int>) {
+        for p in planes { scale[p] = Real(Sums.dot(x + p * area, y + p * area, area)) }
     }
 }
 

@@ -153,22 +153,33 @@ public final class GlobalAvgPool: Layer {
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
         let y = Tensor.reuse(&output, shape: Shape(input.shape[0], input.shape[1], 1, 1))
-        for plane in 0..<planes {
-            let x = input.data + plane * area
-            var sum: Double = 0
-            for i in 0..<area { sum += Double(x[i]) }
-            y.data[plane] = Real(sum / Double(area))
-        }
+        let pass = PlaneMeans(area: area, planes: input.data, means: y.data)
+        Parallel.forEach(planes, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: PlaneMeans.self).forward($1..<$2) }
         return y
     }
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
         let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        for plane in 0..<planes {
-            dx.data.advanced(by: plane * area).update(repeating: gradOutput.data[plane] / Real(area), count: area)
-        }
+        let pass = PlaneMeans(area: area, planes: dx.data, means: gradOutput.data)
+        Parallel.forEach(planes, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: PlaneMeans.self).backward($1..<$2) }
         return dx
+    }
+}
+
+/// Global average pooling over a range of planes of `area` elements.
+private struct PlaneMeans {
+    let area: Int
+    let planes: UnsafeMutablePointer<Real>, means: UnsafeMutablePointer<Real>
+
+    /// means = the mean of each plane
+    func forward(_ range: Range<Int>) {
+        for p in range { means[p] = Real(Sums.sum(planes + p * area, area) / Double(area)) }
+    }
+
+    /// Each plane filled with its mean's gradient over the area.
+    func backward(_ range: Range<Int>) {
+        for p in range { planes.advanced(by: p * area).update(repeating: means[p] / Real(area), count: area) }
     }
 }
 

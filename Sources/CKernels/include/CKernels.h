@@ -18,11 +18,17 @@ void cnn_silu_backward_f32(const float *x, const float *dy, float *dx, long coun
 /// y = e^x, for the tests of the approximation itself.
 void cnn_exp_f32(const float *x, float *y, long count);
 
-/// Batch norm's per-channel sums, in float64 over eight lanes (a single running sum is one
-/// chain of dependent additions: the Swift loop ran at the adder's latency, not its width).
-/// Each adds to its outputs; the order of the additions depends only on `count`.
+/// Float64 sums of float32 data over eight lanes (a single running sum is one chain of
+/// dependent additions: the Swift loop ran at the adder's latency, not its width), for
+/// batch norm, pooling and squeeze-and-excitation. The order of the additions depends only
+/// on `count`.
 
-/// *sum += Σ x, *squares += Σ x².
+/// Σ x
+double cnn_sum_f32(const float *x, long count);
+/// Σ a · b
+double cnn_dot_f32(const float *a, const float *b, long count);
+
+/// *sum += Σ x, *squares += Σ x² (each call adds to the outputs, as do the next).
 void cnn_sum_and_squares_f32(const float *x, long count, double *sum, double *squares);
 /// *sum += Σ d, *weighted += Σ d · x̂, with d = dy (or, for a fused ReLU, dy where y > 0 and
 /// 0 elsewhere; y is NULL without one) and x̂ = (x − mean) · inv_std in float32.
