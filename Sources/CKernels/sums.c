@@ -33,10 +33,9 @@ INLINE void add_sum_and_squares(const float *x, long count, d4 *s, d4 *q) {
 }
 
 INLINE void add_products(const float *a, const float *b, long count, d4 *s) {
-    f8 u, v;
+    f8 u, v = {1, 1, 1, 1, 1, 1, 1, 1};
     load(&u, a, count);
-    load(&v, b ? b : a, count);
-    if (!b) v = (f8){1, 1, 1, 1, 1, 1, 1, 1};
+    if (b) load(&v, b, count);
     s[0] += LOW(u) * LOW(v); s[1] += HIGH(u) * HIGH(v);
 }
 

@@ -60,7 +60,7 @@ final class DNNLConvolutionPlan {
         let chosen = convolution.implementations
         let isReference = { (implementation: String?) in implementation?.hasPrefix("ref") ?? false }
         depthwiseWeightGradient = isReference(chosen.backwardWeights) && conv.inChannels == conv.groups
-            ? DepthwiseWeightGradient(window: w, outChannels: conv.outChannels, inChannels: conv.inChannels) : nil
+            ? DepthwiseWeightGradient(window: w, outChannels: conv.outChannels, inChannels: conv.inChannels, input: input) : nil
         guard !isReference(chosen.forward), !isReference(chosen.backwardData),
               !isReference(chosen.backwardWeights) || depthwiseWeightGradient != nil else {
             throw DNNLError("convolution \(geometry): only oneDNN's reference implementation (\(chosen.forward))")

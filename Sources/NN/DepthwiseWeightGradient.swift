@@ -10,38 +10,43 @@ import Tensor
 /// (`cnn_depthwise_weight_gradient_f32`), eight channels to a vector; each channel's are
 /// done by one thread in a fixed order, so the result does not depend on the thread count.
 final class DepthwiseWeightGradient {
-    let window: Window2D
-    let outChannels: Int, inChannels: Int
-    /// Each thread's scratch (channels-last copies of x and dy), made for one input shape and
-    /// kept: a warm training step allocates nothing.
-    private var workspace: UnsafeMutablePointer<Real>?
-    private var workspaceShape: (input: Shape, threads: Int)?
+    /// The convolution, for the input shape its oneDNN plan was made for.
+    private let shape: cnn_depthwise_shape
+    private let outChannels: Int
+    /// Floats of scratch each thread needs (channels-last copies of x and dy).
+    private let perThread: Int
+    /// One scratch per thread of the team, made with the plan and remade only if the thread
+    /// count changes: a warm training step allocates nothing.
+    private var workspace: UnsafeMutablePointer<Float>, workspaceThreads: Int
 
-    init(window: Window2D, outChannels: Int, inChannels: Int) {
-        (self.window, self.outChannels, self.inChannels) = (window, outChannels, inChannels)
+    init(window: Window2D, outChannels: Int, inChannels: Int, input: Shape) {
+        let (rows, columns) = (window.height, window.width)
+        let output = window.outputSize(height: input[2], width: input[3])
+        var shape = cnn_depthwise_shape(
+            images: input[0], channels: inChannels, multiplier: outChannels / inChannels,
+            height: input[2], width: input[3], out_height: output.height, out_width: output.width,
+            kernel_h: rows.kernel, kernel_w: columns.kernel, stride_h: rows.stride, stride_w: columns.stride,
+            padding_h: rows.padding, padding_w: columns.padding, dilation_h: rows.dilation, dilation_w: columns.dilation)
+        perThread = cnn_depthwise_workspace(&shape)
+        (self.shape, self.outChannels) = (shape, outChannels)
+        workspaceThreads = Parallel.threads
+        workspace = .allocate(capacity: perThread * workspaceThreads)
     }
 
-    deinit { workspace?.deallocate() }
+    deinit { workspace.deallocate() }
 
     /// Adds dW [O, 1, kh, kw] and, when given, db [O] for x [N, C, H, W] and dy [N, O, Ho, Wo].
     func accumulate(x: Tensor, dy: Tensor, weightGrad: UnsafeMutablePointer<Real>, biasGrad: UnsafeMutablePointer<Real>?) {
         #if CNN_FLOAT64
         preconditionFailure("oneDNN's convolutions, the only users of this kernel, run in the float32 build only")
         #else
-        let (rows, columns) = (window.height, window.width)
-        var shape = cnn_depthwise_shape(
-            images: x.shape[0], channels: inChannels, multiplier: outChannels / inChannels,
-            height: x.shape[2], width: x.shape[3], out_height: dy.shape[2], out_width: dy.shape[3],
-            kernel_h: rows.kernel, kernel_w: columns.kernel, stride_h: rows.stride, stride_w: columns.stride,
-            padding_h: rows.padding, padding_w: columns.padding, dilation_h: rows.dilation, dilation_w: columns.dilation)
-        let perThread = cnn_depthwise_workspace(&shape), threads = Parallel.threads
-        if workspaceShape?.input != x.shape || workspaceShape?.threads != threads {
-            workspace?.deallocate()
-            workspace = .allocate(capacity: perThread * threads)
-            workspaceShape = (x.shape, threads)
+        if Parallel.threads != workspaceThreads {
+            workspace.deallocate()
+            workspaceThreads = Parallel.threads
+            workspace = .allocate(capacity: perThread * workspaceThreads)
         }
         let lanes = cnn_depthwise_lanes, blocks = (outChannels + lanes - 1) / lanes
-        let pass = Pass(shape: shape, x: x.data, dy: dy.data, dW: weightGrad, db: biasGrad, workspace: workspace!, perThread: perThread)
+        let pass = Pass(shape: shape, x: x.data, dy: dy.data, dW: weightGrad, db: biasGrad, workspace: workspace, perThread: perThread)
         Parallel.forEach(blocks, grain: 1, pass) { arguments, first, last in
             let pass = Parallel.arguments(arguments, as: Pass.self)
             let scratch = pass.workspace + Parallel.threadIndex * pass.perThread
