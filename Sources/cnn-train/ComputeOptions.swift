@@ -4,7 +4,7 @@ import NN
 
 /// Where a rank's arithmetic runs: its threads and the convolution engine (train, eval, bench).
 struct ComputeOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads per rank for OpenBLAS and oneDNN (default: the host's cores divided by its ranks).")
+    @Option(name: .long, help: "Threads per rank: oneDNN, the GEMMs and every other loop of a step share them (default: the host's cores divided by its ranks on it; OMP_NUM_THREADS or all cores for a rank alone).")
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(

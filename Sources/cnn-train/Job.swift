@@ -29,21 +29,20 @@ final class Job {
             communicator = SingleProcess()
             launchProblem = nil
         }
-        // The ranks of a host share its cores; OpenBLAS and the OpenMP team (oneDNN and our
-        // own parallel loops) run one at a time, so each gets the rank's share.
+        // The ranks of a host share its cores. A rank computes on one team of threads
+        // (OpenMP's: oneDNN, our parallel loops and the GEMMs, see BLAS), which gets the
+        // rank's share; alone on a host it keeps OpenMP's default (OMP_NUM_THREADS or the cores).
         if let threads = compute.threads {
-            BLAS.threads = threads
+            Parallel.threads = threads
         } else if communicator.localSize > 1 {
-            BLAS.threads = Self.threadsPerRank(localSize: communicator.localSize)
+            Parallel.threads = Self.threadsPerRank(localSize: communicator.localSize)
         }
         if let engine = compute.engine { ConvolutionEngine.current = engine }
-        Parallel.threads = BLAS.threads
     }
 
     var isRoot: Bool { communicator.isRoot }
 
-    /// Threads for each of `localSize` ranks on this host: OpenBLAS and oneDNN (OpenMP) run
-    /// one at a time, so each rank gets its share of the host's cores, and no more than the
+    /// Threads for each of `localSize` ranks on this host: each rank gets its share of the host's cores, and no more than the
     /// cores it is bound to (srun --cpu-bind, mpirun --bind-to: its CPU affinity mask).
     static func threadsPerRank(localSize: Int) -> Int {
         let share = ProcessInfo.processInfo.activeProcessorCount / max(localSize, 1)

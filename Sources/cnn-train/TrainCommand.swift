@@ -310,7 +310,7 @@ struct TrainCommand: ParsableCommand {
             print("\(model): \(grouped(network.parameterCount)) parameters, \(splits.train.count) training and "
                   + "\(splits.test.count) test images at \(network.inputChannels)×\(preprocessing.side)×\(preprocessing.side); "
                   + "\(config.optimizer.rawValue) lr \(config.learningRate), batch \(config.batchSize), \(trainer.totalSteps) steps"
-                  + (communicator.size > 1 ? "; \(communicator.size) ranks, \(BLAS.threads) thread(s) each, "
+                  + (communicator.size > 1 ? "; \(communicator.size) ranks, \(Parallel.threads) thread(s) each, "
                      + "\(grouped(trainer.bytesPerStep)) bytes all-reduced per step\(config.syncBatchNorm ? ", synchronized batch norm" : "")" : ""))
             trainer.observers.append(ConsoleReporter(epochs: config.epochs, showsCommunication: communicator.size > 1))
             if let metrics {

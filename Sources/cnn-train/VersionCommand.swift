@@ -18,9 +18,11 @@ struct VersionCommand: ParsableCommand {
 
     func run() throws {
         print("cnn-train 0.1 (tensors: \(MemoryLayout<Real>.size == 8 ? "float64" : "float32"))")
-        print("OpenBLAS: core \(BLAS.coreName), \(BLAS.threads) thread(s)")
-        let waitPolicy = ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "the library's default"
-        print("OpenMP (oneDNN \(DNNLRuntime.version) on \(DNNLRuntime.instructionSet), parallel loops): \(Parallel.threads) thread(s), wait policy \(waitPolicy)")
+        print("OpenBLAS: core \(BLAS.coreName), one thread per call (GEMMs are split over OpenMP's threads)")
+        let environment = ProcessInfo.processInfo.environment
+        let waitPolicy = (environment["OMP_WAIT_POLICY"] ?? "the library's default")
+            + (environment["GOMP_SPINCOUNT"].map { ", spin count \($0)" } ?? "")
+        print("OpenMP (oneDNN \(DNNLRuntime.version) on \(DNNLRuntime.instructionSet), parallel loops, GEMMs): \(Parallel.threads) thread(s), wait policy \(waitPolicy)")
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         print("HDF5: \(major).\(minor).\(release)")
@@ -33,7 +35,7 @@ struct VersionCommand: ParsableCommand {
         if let launch = Launch.current, launch.joinsMPI {
             let communicator = try MPICommunicator(launch: launch)
             print("Launch: \(launch.launcher.rawValue); MPI rank \(communicator.rank) of \(communicator.size), \(communicator.localSize) on this host, "
-                  + "\(communicator.localSize > 1 ? Job.threadsPerRank(localSize: communicator.localSize) : BLAS.threads) thread(s)")
+                  + "\(communicator.localSize > 1 ? Job.threadsPerRank(localSize: communicator.localSize) : Parallel.threads) thread(s)")
             communicator.finalize()
         }
     }

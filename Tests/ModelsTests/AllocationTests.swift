@@ -93,9 +93,6 @@ final class AllocationTests: XCTestCase {
         #if DEBUG
         throw XCTSkip("allocation counts are meaningful in release builds (swift test -c release)")
         #endif
-        let threads = BLAS.threads
-        BLAS.threads = 1
-        defer { BLAS.threads = threads }
         for engine in ConvolutionEngine.available {
             for (name, side) in [("lenet-bn", 28), ("resnet18", 32), ("googlenet", 32), ("densenet", 32), ("nin", 96),
                                  ("se-resnet18", 32), ("cifar-cnn", 32),

@@ -91,6 +91,51 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(ata, [17, 22, 27, 22, 29, 36, 27, 36, 45])
     }
 
+    /// `gemm` cuts C into bands of rows or columns, one per thread: every element must be
+    /// computed exactly once, from the right rows of op(A) and columns of op(B). Small integer
+    /// operands make every sum exact in any order (|C| < 2¹³ ≪ 2²⁴), so the product equals
+    /// the reference exactly; beta = 1 would show an element computed twice.
+    func testGemmSplitOverThreadsComputesEveryElementOnce() {
+        var rng = SeededGenerator(seed: 7)
+        func integers(_ count: Int) -> [Real] { (0..<count).map { _ in Real(Int(rng.next() % 9) - 4) } }
+        let threads = Parallel.threads
+        defer { Parallel.threads = threads }
+        for teamSize in [1, 2, 3] {
+            Parallel.threads = teamSize
+            for (m, n, k) in [(45, 333, 67), (333, 45, 67), (5, 2, 3)] {
+                for transA in [false, true] {
+                    for transB in [false, true] {
+                        let a = integers(m * k), b = integers(k * n), start = integers(m * n)
+                        let lda = transA ? m : k, ldb = transB ? k : n
+                        var c = start
+                        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
+                                  beta: 1, c: &c, ldc: n)
+                        var expected = start
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                for p in 0..<k {
+                                    expected[i * n + j] += 2 * (transA ? a[p * lda + i] : a[i * lda + p]) * (transB ? b[j * ldb + p] : b[p * ldb + j])
+                                }
+                            }
+                        }
+                        XCTAssertEqual(c, expected, "\(m)×\(n)×\(k), transA \(transA), transB \(transB), \(teamSize) thread(s)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testAxpySplitOverThreadsAddsEveryElementOnce() {
+        let threads = Parallel.threads
+        defer { Parallel.threads = threads }
+        Parallel.threads = 3
+        let count = 100_003
+        let x = (0..<count).map { Real($0 % 17) }
+        var y = (0..<count).map { Real($0 % 5) }
+        BLAS.axpy(count, alpha: 3, x: x, y: &y)
+        XCTAssertEqual(y, (0..<count).map { Real($0 % 5) + 3 * Real($0 % 17) })
+    }
+
     func testGeneratorIsReproducible() {
         var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42)
         XCTAssertEqual((0..<5).map { _ in a.next() }, (0..<5).map { _ in b.next() })
