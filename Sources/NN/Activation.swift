@@ -52,11 +52,12 @@ private struct Elementwise {
     func forward(_ range: Range<Int>) {
         let out = y!
         #if !CNN_FLOAT64
-        // libm's expf keeps Swift's loops scalar: the e^x-based ones run vectorized in C.
+        // libm's expf and erff keep Swift's loops scalar: the ones built on them run vectorized in C.
         let (start, count) = (range.lowerBound, range.count)
         switch kind {
         case .sigmoid: return cnn_sigmoid_f32(x + start, out + start, count)
         case .silu: return cnn_silu_f32(x + start, out + start, count)
+        case .gelu: return cnn_gelu_f32(x + start, out + start, count)
         default: break
         }
         #endif
@@ -77,7 +78,12 @@ private struct Elementwise {
     func backward(_ range: Range<Int>) {
         let dy = dy!, g = dx!
         #if !CNN_FLOAT64
-        if kind == .silu { return cnn_silu_backward_f32(x + range.lowerBound, dy + range.lowerBound, g + range.lowerBound, range.count) }
+        let (start, count) = (range.lowerBound, range.count)
+        switch kind {
+        case .silu: return cnn_silu_backward_f32(x + start, dy + start, g + start, count)
+        case .gelu: return cnn_gelu_backward_f32(x + start, dy + start, g + start, count)
+        default: break
+        }
         #endif
         switch kind {
         case .relu:

@@ -2,8 +2,8 @@ import CKernels
 import Foundation
 import XCTest
 
-/// The float32 activations built on the vectorized e^x (Sources/CKernels), against the same
-/// formulas in float64 with libm's exp. The loader picks the AVX2 + FMA build or the baseline
+/// The float32 activations built on the vectorized e^x and erf (Sources/CKernels), against the
+/// same formulas in float64 with libm's exp and erf. The loader picks the AVX2 + FMA build or the baseline
 /// by the CPU: both must hold these bounds.
 final class VectorExpTests: XCTestCase {
     private let u = Double(Float.ulpOfOne) / 2  // float32's unit roundoff, 2^-24
@@ -77,6 +77,58 @@ final class VectorExpTests: XCTestCase {
             let exact = d * s * (1 + v * (1 - s))
             XCTAssertLessThanOrEqual(abs(Double(dx[i]) - exact), 16 * u * abs(d) * s * (1 + abs(v)) + underflow(abs(d) * (1 + abs(v))),
                                      "silu'(\(v)) · \(d)")
+        }
+    }
+
+    /// Below |z| = 1: the fit's 1.2e-9 relative, P's Horner sum (|P| ≤ 0.13) and its product
+    /// with z within about 1 ulp, the final z + z·P half an ulp. From 1 on: e^−z² within
+    /// (z² + 4)u relative (the rounded square, e^x's 2 ulp), Q within 0.25u (fit) plus about
+    /// 3u (Horner, product), so e^−z²·Q ≤ erfc(1) = 0.157 carries at most 12u·0.157 ≈ 1.9 ulp
+    /// of erf there (ulp = u on [0.5, 1)); the subtraction half an ulp: under 3 ulp in all.
+    func testErfIsWithinThreeUlpsEverywhereAndKeepsNaN() {
+        let x = sampledFloats + [0, -0, 1, -1, 0.99999994, 3.92, 4, 1e30, -1e30, .infinity, -.infinity, .nan, Float.leastNonzeroMagnitude]
+        var y = [Float](repeating: 0, count: x.count)
+        cnn_erf_f32(x, &y, x.count)
+        var worst = 0.0
+        for (xi, yi) in zip(x, y) {
+            if xi.isNaN { XCTAssertTrue(yi.isNaN, "erf(NaN)"); continue }
+            let exact = Foundation.erf(Double(xi)), rounded = Float(exact)
+            let spacing = rounded.isNormal ? Double(rounded.ulp) : Double(Float.leastNonzeroMagnitude)
+            let error = abs(Double(yi) - exact) / spacing
+            worst = max(worst, error)
+            XCTAssertLessThanOrEqual(error, 3, "erf(\(xi)): \(yi) against \(exact)")
+        }
+        print("erf: worst error \(worst) ulp over \(x.count) values")
+    }
+
+    /// y = x/2 · (1 + erf(x/√2)): the argument carries two roundings (x·(1/√2) and 1/√2
+    /// itself), which move erf by at most (2/√π)·max(z·e^−z²)·2u < u; erf adds 3 ulp ≤ 3u
+    /// (|erf| < 1), 1 + erf one rounding ≤ u; halving is exact and the product with x one
+    /// rounding ≤ u|y| ≤ u|x|: 3.5u·|x| in all. Absolute in |x|, not relative: where x ≪ 0,
+    /// 1 + erf cancels (as in PyTorch's own float32 GELU).
+    func testGELUIsWithinItsRoundingBound() {
+        let x = inputs(seed: 4)
+        var y = [Float](repeating: 0, count: x.count)
+        cnn_gelu_f32(x, &y, x.count)
+        for i in x.indices {
+            let v = Double(x[i]), exact = 0.5 * v * (1 + Foundation.erf(v / 2.0.squareRoot()))
+            XCTAssertLessThanOrEqual(abs(Double(y[i]) - exact), 3.5 * u * abs(v), "gelu(\(v))")
+        }
+    }
+
+    /// dx = dy · (Φ + x·φ): Φ within half of the 5u of 1 + erf above; φ = e^(−x²/2)/√(2π)
+    /// within (x²/2 + 6)u relative (the rounded square, e^x's 4u, the constant and the
+    /// product), x·φ one more, and |x|·φ ≤ 0.242, |x|³·φ/2 ≤ 0.23: x·φ within 7u·0.242 + 0.23u
+    /// ≈ 1.93u; the sum (≤ 1.13) one rounding ≤ 1.13u, the product with dy another: in all
+    /// within 8u·|dy|, whether or not the compiler fuses a product.
+    func testGELUsGradientIsWithinItsRoundingBound() {
+        let x = inputs(seed: 5), dy = inputs(seed: 6).map { $0 / 100 }
+        var dx = [Float](repeating: 0, count: x.count)
+        cnn_gelu_backward_f32(x, dy, &dx, x.count)
+        for i in x.indices {
+            let v = Double(x[i]), d = Double(dy[i])
+            let cdf = 0.5 * (1 + Foundation.erf(v / 2.0.squareRoot())), pdf = Foundation.exp(-v * v / 2) / (2 * Double.pi).squareRoot()
+            XCTAssertLessThanOrEqual(abs(Double(dx[i]) - d * (cdf + v * pdf)), 8 * u * abs(d), "gelu'(\(v)) · \(d)")
         }
     }
 }

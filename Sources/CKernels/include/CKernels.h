@@ -18,6 +18,15 @@ void cnn_silu_backward_f32(const float *x, const float *dy, float *dx, long coun
 /// y = e^x, for the tests of the approximation itself.
 void cnn_exp_f32(const float *x, float *y, long count);
 
+/// GELU (PyTorch's exact form) on a polynomial erf, within 3 ulp of the exact value (tested
+/// against libm's double erf), as libm's erff keeps the loops scalar.
+/// y = x/2 · (1 + erf(x/√2))
+void cnn_gelu_f32(const float *x, float *y, long count);
+/// dx = dy · (Φ(x) + x · φ(x)), Φ(x) = (1 + erf(x/√2))/2, φ(x) = e^(−x²/2)/√(2π)
+void cnn_gelu_backward_f32(const float *x, const float *dy, float *dx, long count);
+/// y = erf(x), for the tests of the approximation itself.
+void cnn_erf_f32(const float *x, float *y, long count);
+
 /// Float64 sums of float32 data over eight lanes (a single running sum is one chain of
 /// dependent additions: the Swift loop ran at the adder's latency, not its width), for
 /// batch norm, pooling and squeeze-and-excitation. The order of the additions depends only
