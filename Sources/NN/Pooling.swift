@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max or average pooling with square kernel, stride and padding, in PyTorch's semantics:
 /// padding counts as −∞ for max and as zeros in the average (count_include_pad).
 public final class Pool2d: Layer {
@@ -76,6 +78,15 @@ public final class Pool2d: Layer {
         var grain: Int { Parallel.grain(work: outH * outW * k * k) }
 
         func forward(_ range: Range<Int>) {
+            #if !CNN_FLOAT64
+            // The same loops in C, where the inner outputs of a row vectorize.
+            var shape = cnn_pool_shape(height: h, width: w, out_height: outH, out_width: outW, kernel: k, stride: s, padding: p)
+            let first = range.lowerBound
+            switch kind {
+            case .max: cnn_max_pool_f32(&shape, x + first * h * w, y + first * outH * outW, argmax! + first * outH * outW, range.count)
+            case .average: cnn_average_pool_f32(&shape, x + first * h * w, y + first * outH * outW, range.count)
+            }
+            #else
             let divisor = Real(k * k)
             for plane in range {
                 let x = x + plane * h * w, out = y + plane * outH * outW
@@ -105,6 +116,7 @@ public final class Pool2d: Layer {
                     }
                 }
             }
+            #endif
         }
 
         /// x: the input gradient (zeroed here), y: the output gradient.

@@ -1,6 +1,8 @@
 #ifndef CNN_KERNELS_H
 #define CNN_KERNELS_H
 
+#include <stdint.h>
+
 /// Float32 kernels that Swift leaves scalar, each built twice: for AVX2 + FMA (x86-64-v3)
 /// and for the baseline, the loader picking one by the CPU.
 
@@ -43,6 +45,19 @@ void cnn_sum_and_squares_f32(const float *x, long count, double *sum, double *sq
 /// 0 elsewhere; y is NULL without one) and x̂ = (x − mean) · inv_std in float32.
 void cnn_normalized_gradient_sums_f32(const float *dy, const float *y, const float *x, float mean, float inv_std,
                                       long count, double *sum, double *weighted);
+
+/// Max and average pooling over NCHW planes: a square window, PyTorch's semantics (padding
+/// as −∞ for max and as zeros in the average, whose divisor is kernel²). Each output sums or
+/// compares its window in PyTorch's order, row by row, so the results (and the maximum's
+/// index when several are equal: the first) are the scalar loop's, bit for bit.
+struct cnn_pool_shape {
+    long height, width, out_height, out_width, kernel, stride, padding;
+};
+
+/// y and argmax (the flat index within its plane of each output's maximum) for `planes` planes.
+void cnn_max_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, int32_t *argmax, long planes);
+/// y for `planes` planes.
+void cnn_average_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, long planes);
 
 /// A depthwise convolution (each group reads one input channel, `multiplier` output
 /// channels per group) on NCHW tensors.

@@ -1,0 +1,130 @@
+#include "CKernels.h"
+#include "targets.h"
+#include <string.h>
+
+/* One output of a window that the input's edge clips: PyTorch's loop, row by row. */
+static void max_at(const struct cnn_pool_shape *s, const float *x, long oy, long ox, float *y, int32_t *at) {
+    long y0 = oy * s->stride - s->padding, x0 = ox * s->stride - s->padding;
+    long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+    long xs = x0 < 0 ? 0 : x0, xe = x0 + s->kernel < s->width ? x0 + s->kernel : s->width;
+    float best = -__builtin_inff();
+    int32_t index = (int32_t)(ys * s->width + xs);
+    for (long iy = ys; iy < ye; iy++)
+        for (long ix = xs; ix < xe; ix++) {
+            float v = x[iy * s->width + ix];
+            if (v > best || v != v) { best = v; index = (int32_t)(iy * s->width + ix); }
+        }
+    *y = best;
+    *at = index;
+}
+
+static float sum_at(const struct cnn_pool_shape *s, const float *x, long oy, long ox) {
+    long y0 = oy * s->stride - s->padding, x0 = ox * s->stride - s->padding;
+    long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+    long xs = x0 < 0 ? 0 : x0, xe = x0 + s->kernel < s->width ? x0 + s->kernel : s->width;
+    float sum = 0;
+    for (long iy = ys; iy < ye; iy++)
+        for (long ix = xs; ix < xe; ix++) sum += x[iy * s->width + ix];
+    return sum;
+}
+
+/* The outputs [*first, *last) of a row whose windows lie inside the input's columns. */
+static void inner_columns(const struct cnn_pool_shape *s, long *first, long *last) {
+    long a = (s->padding + s->stride - 1) / s->stride;
+    long b = s->width + s->padding - s->kernel < 0 ? 0 : (s->width + s->padding - s->kernel) / s->stride + 1;
+    *first = a < s->out_width ? a : s->out_width;
+    *last = b < *first ? *first : b < s->out_width ? b : s->out_width;
+}
+
+/* Eight outputs side by side, one per lane, as vector types (see sums.c). */
+typedef float f8 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+typedef float f16 __attribute__((vector_size(64)));
+#define INLINE static inline __attribute__((always_inline))
+
+/* p[0], p[stride], …, p[7·stride]: stride 1 and 2 (nearly every pooling) load whole
+   vectors; others go lane by lane. */
+INLINE void load_strided(f8 *v, const float *p, long stride) {
+    if (stride == 1) {
+        memcpy(v, p, sizeof *v);
+    } else if (stride == 2) {
+        f16 pair = {0};
+        memcpy(&pair, p, sizeof pair - sizeof(float)); /* the last odd lane is not needed (nor maybe readable) */
+        *v = __builtin_shufflevector(pair, pair, 0, 2, 4, 6, 8, 10, 12, 14);
+    } else {
+        for (int l = 0; l < 8; l++) (*v)[l] = p[l * stride];
+    }
+}
+
+/* Eight inner outputs ox … ox + 7 of row oy, their windows' rows clipped to [ys, ye). */
+INLINE void max_of_eight(const struct cnn_pool_shape *s, const float *x, long ys, long ye, long ox, float *y, int32_t *at) {
+    const i8 lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    f8 best = (f8){0} - __builtin_inff(); /* −∞ in every lane */
+    i8 winner = (int32_t)(ys * s->width + ox * s->stride - s->padding) + lanes * (int32_t)s->stride;
+    for (long iy = ys; iy < ye; iy++)
+        for (long kx = 0; kx < s->kernel; kx++) {
+            long offset = iy * s->width + ox * s->stride - s->padding + kx;
+            f8 v;
+            load_strided(&v, x + offset, s->stride);
+            i8 take = (v > best) | (v != v);
+            best = (f8)(((i8)v & take) | ((i8)best & ~take));
+            winner = (((int32_t)offset + lanes * (int32_t)s->stride) & take) | (winner & ~take);
+        }
+    memcpy(y, &best, sizeof best);
+    memcpy(at, &winner, sizeof winner);
+}
+
+INLINE void average_of_eight(const struct cnn_pool_shape *s, const float *x, long ys, long ye, long ox, float divisor, float *y) {
+    f8 sum = {0};
+    for (long iy = ys; iy < ye; iy++)
+        for (long kx = 0; kx < s->kernel; kx++) {
+            f8 v;
+            load_strided(&v, x + iy * s->width + ox * s->stride - s->padding + kx, s->stride);
+            sum += v;
+        }
+    sum /= divisor;
+    memcpy(y, &sum, sizeof sum);
+}
+
+/* The inner outputs of each row go eight at a time, each lane visiting its window in the
+   order above (a row's last inner outputs as the eight that end there, recomputing a few);
+   the rest one at a time. */
+BOTH_TARGETS void cnn_max_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes) {
+    long first, last, plane = s->height * s->width, out_plane = s->out_height * s->out_width;
+    inner_columns(s, &first, &last);
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += out_plane) {
+        for (long oy = 0; oy < s->out_height; oy++) {
+            long y0 = oy * s->stride - s->padding;
+            long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+            long row = oy * s->out_width, ox = 0;
+            for (; ox < first; ox++) max_at(s, x, oy, ox, y + row + ox, argmax + row + ox);
+            for (; ox + 8 <= last; ox += 8) max_of_eight(s, x, ys, ye, ox, y + row + ox, argmax + row + ox);
+            if (ox < last && last - first >= 8) { /* the last eight again: the same values */
+                ox = last - 8;
+                max_of_eight(s, x, ys, ye, ox, y + row + ox, argmax + row + ox);
+                ox = last;
+            }
+            for (; ox < s->out_width; ox++) max_at(s, x, oy, ox, y + row + ox, argmax + row + ox);
+        }
+    }
+}
+
+BOTH_TARGETS void cnn_average_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, long planes) {
+    long first, last, plane = s->height * s->width, out_plane = s->out_height * s->out_width;
+    float divisor = (float)(s->kernel * s->kernel);
+    inner_columns(s, &first, &last);
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane)
+        for (long oy = 0; oy < s->out_height; oy++) {
+            long y0 = oy * s->stride - s->padding;
+            long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+            long row = oy * s->out_width, ox = 0;
+            for (; ox < first; ox++) y[row + ox] = sum_at(s, x, oy, ox) / divisor;
+            for (; ox + 8 <= last; ox += 8) average_of_eight(s, x, ys, ye, ox, divisor, y + row + ox);
+            if (ox < last && last - first >= 8) {
+                ox = last - 8;
+                average_of_eight(s, x, ys, ye, ox, divisor, y + row + ox);
+                ox = last;
+            }
+            for (; ox < s->out_width; ox++) y[row + ox] = sum_at(s, x, oy, ox) / divisor;
+        }
+}
