@@ -149,7 +149,7 @@ final class DNNLConvolutionPlan {
         BLAS.axpy(gradient.count, alpha: 1, x: values, y: gradient.data)
     }
 
-    /// Bytes owned by the plan, 64-byte aligned as oneDNN prefers.
+    /// Bytes, 64-byte aligned as oneDNN prefers.
     final class Buffer {
         let base: UnsafeMutableRawPointer
         let byteCount: Int
@@ -162,7 +162,7 @@ final class DNNLConvolutionPlan {
 
     /// The buffers a plan needs only within one forward or backward call, one per role for
     /// all plans of the process: layers run one at a time, so each plan need not keep its
-    /// own (they held three activation-sized buffers per convolution, most of ResNet-50's
+    /// own (they held four activation-sized buffers per convolution, most of ResNet-50's
     /// peak memory). A buffer grows when a plan is made, never in a step.
     enum Scratch {
         enum Role: Int, CaseIterable {

@@ -42,8 +42,9 @@ final class Job {
 
     var isRoot: Bool { communicator.isRoot }
 
-    /// Threads for each of `localSize` ranks on this host: each rank gets its share of the host's cores, and no more than the
-    /// cores it is bound to (srun --cpu-bind, mpirun --bind-to: its CPU affinity mask).
+    /// Threads for each of `localSize` ranks on this host: its share of the host's cores, and
+    /// no more than the cores it is bound to (srun --cpu-bind, mpirun --bind-to: its CPU
+    /// affinity mask).
     static func threadsPerRank(localSize: Int) -> Int {
         let share = ProcessInfo.processInfo.activeProcessorCount / max(localSize, 1)
         return max(1, min(share, cpusInAffinityMask() ?? share))
