@@ -33,8 +33,8 @@ let package = Package(
         .target(name: "CHDF5Shims", dependencies: ["CHDF5"]),
         // Parallel loops on oneDNN's OpenMP team (GNU libgomp, which libdnnl links).
         .target(name: "CParallel", linkerSettings: [.linkedLibrary("gomp")]),
-        // Float32 loops Swift leaves scalar (e^x-based activations, depthwise weight gradient,
-        // batch norm sums), built for AVX2 + FMA and for the baseline.
+        // Float32 loops Swift leaves scalar (activations on e^x and erf, pooling, depthwise
+        // weight gradient, batch norm sums), built for AVX2 + FMA and for the baseline.
         .target(name: "CKernels"),
 
         // MARK: - Swift modules
