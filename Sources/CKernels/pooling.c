@@ -1,12 +1,21 @@
 #include "CKernels.h"
 #include "targets.h"
+#include "vectors.h"
 #include <string.h>
+
+/* The input rows (or columns) [*start, *end) that the window of output `o` covers, clipped
+   to the input's `extent`. */
+static void window_span(const struct cnn_pool_shape *s, long o, long extent, long *start, long *end) {
+    long origin = o * s->stride - s->padding;
+    *start = origin < 0 ? 0 : origin;
+    *end = origin + s->kernel < extent ? origin + s->kernel : extent;
+}
 
 /* One output of a window that the input's edge clips: PyTorch's loop, row by row. */
 static void max_at(const struct cnn_pool_shape *s, const float *x, long oy, long ox, float *y, int32_t *at) {
-    long y0 = oy * s->stride - s->padding, x0 = ox * s->stride - s->padding;
-    long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
-    long xs = x0 < 0 ? 0 : x0, xe = x0 + s->kernel < s->width ? x0 + s->kernel : s->width;
+    long ys, ye, xs, xe;
+    window_span(s, oy, s->height, &ys, &ye);
+    window_span(s, ox, s->width, &xs, &xe);
     float best = -__builtin_inff();
     int32_t index = (int32_t)(ys * s->width + xs);
     for (long iy = ys; iy < ye; iy++)
@@ -19,9 +28,9 @@ static void max_at(const struct cnn_pool_shape *s, const float *x, long oy, long
 }
 
 static float sum_at(const struct cnn_pool_shape *s, const float *x, long oy, long ox) {
-    long y0 = oy * s->stride - s->padding, x0 = ox * s->stride - s->padding;
-    long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
-    long xs = x0 < 0 ? 0 : x0, xe = x0 + s->kernel < s->width ? x0 + s->kernel : s->width;
+    long ys, ye, xs, xe;
+    window_span(s, oy, s->height, &ys, &ye);
+    window_span(s, ox, s->width, &xs, &xe);
     float sum = 0;
     for (long iy = ys; iy < ye; iy++)
         for (long ix = xs; ix < xe; ix++) sum += x[iy * s->width + ix];
@@ -36,11 +45,8 @@ static void inner_columns(const struct cnn_pool_shape *s, long *first, long *las
     *last = b < *first ? *first : b < s->out_width ? b : s->out_width;
 }
 
-/* Eight outputs side by side, one per lane, as vector types (see sums.c). */
-typedef float f8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
+/* Eight outputs side by side, one per lane; sixteen floats for stride 2's loads. */
 typedef float f16 __attribute__((vector_size(64)));
-#define INLINE static inline __attribute__((always_inline))
 
 /* p[0], p[stride], …, p[7·stride]: stride 1 and 2 (nearly every pooling) load whole
    vectors; others go lane by lane. */
@@ -94,8 +100,8 @@ BOTH_TARGETS void cnn_max_pool_f32(const struct cnn_pool_shape *s, const float *
     inner_columns(s, &first, &last);
     for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += out_plane) {
         for (long oy = 0; oy < s->out_height; oy++) {
-            long y0 = oy * s->stride - s->padding;
-            long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+            long ys, ye;
+            window_span(s, oy, s->height, &ys, &ye);
             long row = oy * s->out_width, ox = 0;
             for (; ox < first; ox++) max_at(s, x, oy, ox, y + row + ox, argmax + row + ox);
             for (; ox + 8 <= last; ox += 8) max_of_eight(s, x, ys, ye, ox, y + row + ox, argmax + row + ox);
@@ -115,8 +121,8 @@ BOTH_TARGETS void cnn_average_pool_f32(const struct cnn_pool_shape *s, const flo
     inner_columns(s, &first, &last);
     for (long p = 0; p < planes; p++, x += plane, y += out_plane)
         for (long oy = 0; oy < s->out_height; oy++) {
-            long y0 = oy * s->stride - s->padding;
-            long ys = y0 < 0 ? 0 : y0, ye = y0 + s->kernel < s->height ? y0 + s->kernel : s->height;
+            long ys, ye;
+            window_span(s, oy, s->height, &ys, &ye);
             long row = oy * s->out_width, ox = 0;
             for (; ox < first; ox++) y[row + ox] = sum_at(s, x, oy, ox) / divisor;
             for (; ox + 8 <= last; ox += 8) average_of_eight(s, x, ys, ye, ox, divisor, y + row + ox);

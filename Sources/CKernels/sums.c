@@ -1,14 +1,11 @@
 #include "CKernels.h"
 #include "targets.h"
+#include "vectors.h"
 #include <string.h>
 
-/* Eight float32 lanes and their float64 halves, as vector types: accumulators kept in
-   arrays were spilled to the stack on every iteration. 32-byte vectors may not be passed by
-   value in the baseline build, so helpers take pointers and are always inlined. */
-typedef float f8 __attribute__((vector_size(32)));
-typedef int i8 __attribute__((vector_size(32)));
+/* Eight float32 lanes and their float64 halves (accumulators kept in arrays were spilled
+   to the stack on every iteration). */
 typedef double d4 __attribute__((vector_size(32)));
-#define INLINE static inline __attribute__((always_inline))
 #define LOW(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), d4)
 #define HIGH(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), d4)
 
