@@ -11,10 +11,15 @@ public final class Activation: Layer {
     }
 
     public let kind: Kind
-    private var output: Tensor?, gradInput: Tensor?
+    private var output: Tensor?
     /// Set by `Network` for a ReLU that the batch norm before it applies (`BatchNorm.fusedReLU`):
     /// forward and backward then hand their argument on unchanged.
     public internal(set) var isFusedIntoBatchNorm = false
+    /// Set by `Network` for a ReLU or ReLU6 that alone reads its input, the output of an
+    /// `OverwritableOutput` layer (PyTorch's `inplace=True`): forward overwrites the input,
+    /// and backward masks by the overwritten values, which are positive (and below 6)
+    /// exactly where the input was. One activation-sized buffer fewer.
+    public internal(set) var writesInPlace = false
 
     public init(_ kind: Kind) { self.kind = kind }
 
@@ -24,7 +29,7 @@ public final class Activation: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         if isFusedIntoBatchNorm { return input }
-        let y = Tensor.reuse(&output, shape: input.shape)
+        let y = writesInPlace ? input : Tensor.reuse(&output, shape: input.shape)
         let pass = Elementwise(kind: kind, x: input.data, y: y.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
         return y
@@ -35,7 +40,7 @@ public final class Activation: Layer {
     /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         if isFusedIntoBatchNorm { return gradOutput }
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         let pass = Elementwise(kind: kind, x: input.data, y: output?.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }
         return dx

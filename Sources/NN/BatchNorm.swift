@@ -23,7 +23,7 @@ public final class BatchNorm: Layer {
     /// each way; the ReLU passes its input through (bit for bit the same results).
     public internal(set) var fusedReLU = false
 
-    private var output: Tensor?, gradInput: Tensor?
+    private var output: Tensor?
     /// Per channel: the mean and 1/σ used by the last forward.
     private let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
     /// Scratch for per-channel sums; two slots per channel plus the element count.
@@ -107,7 +107,7 @@ public final class BatchNorm: Layer {
     /// Evaluation: the statistics are constants, dx = γ/σ · dy.
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], area = area(input.shape)
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         let pass = Pass(self, n: n, area: area, x: input.data, y: output!.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(channels, grain: Parallel.grain(work: 2 * n * area), pass) { Parallel.arguments($0, as: Pass.self).sumGradients($1..<$2) }
         if lastMode == .training {

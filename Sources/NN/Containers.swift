@@ -54,17 +54,16 @@ public final class Sequential: Container {
 
 /// Parallel branches over the same input, their outputs concatenated on channels
 /// (Inception blocks, DenseNet layers).
-public final class Concat: Container {
+public final class Concat: Container, OverwritableOutput {
     public let children: [Child]
     public var didFinishChildBackward: ((any Layer) -> Void)?
-    private var output: Tensor?, gradInput: Tensor?
-    /// Per branch: its last output, and its slice of the output gradient made contiguous.
-    private var branchOutputs: [Tensor?], branchGrads: [Tensor?]
+    private var output: Tensor?
+    /// Per branch: its last output.
+    private var branchOutputs: [Tensor?]
 
     public init(_ branches: [Child]) {
         children = branches
         branchOutputs = Array(repeating: nil, count: branches.count)
-        branchGrads = Array(repeating: nil, count: branches.count)
     }
 
     public convenience init(_ branches: [any Layer]) { self.init(branches.map { Child(nil, $0) }) }
@@ -114,11 +113,12 @@ public final class Concat: Container {
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = gradOutput.shape[0], channels = gradOutput.shape[1], area = gradOutput.shape[2] * gradOutput.shape[3]
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         var offset = 0
         for b in children.indices {
+            // The branch's slice of the output gradient, made contiguous.
             let branchShape = branchOutputs[b]!.shape
-            let g = Tensor.reuse(&branchGrads[b], shape: branchShape)
+            let g = Workspace.tensor(branchShape)
             let block = branchShape[1] * area
             for i in 0..<n {
                 (g.data + i * block).update(from: gradOutput.data + i * channels * area + offset, count: block)
@@ -136,11 +136,11 @@ public final class Concat: Container {
 
 /// body(x) + shortcut(x), where the shortcut is the identity unless given (ResNet's 1×1
 /// convolution when the shape changes).
-public final class Residual: Container {
+public final class Residual: Container, OverwritableOutput {
     public let children: [Child]
     public var didFinishChildBackward: ((any Layer) -> Void)?
     private let body: any Layer, shortcut: (any Layer)?
-    private var output: Tensor?, gradInput: Tensor?
+    private var output: Tensor?
 
     /// `body` adds no name to its parameters' keys; `shortcut` is named as given.
     public init(body: any Layer, shortcut: Child? = nil) {
@@ -174,8 +174,7 @@ public final class Residual: Container {
     }
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        dx.copy(from: body.backward(input, gradOutput))
+        let main = body.backward(input, gradOutput)
         didFinishChildBackward?(body)
         let side: Tensor
         if let shortcut {
@@ -184,7 +183,9 @@ public final class Residual: Container {
         } else {
             side = gradOutput
         }
-        BLAS.axpy(dx.count, alpha: 1, x: side.data, y: dx.data)
+        let dx = Workspace.tensor(input.shape)
+        let sum = ElementwiseSum(a: main.data, b: side.data, sum: dx.data)
+        Parallel.forEach(dx.count, grain: Parallel.grain(work: 1), sum) { Parallel.arguments($0, as: ElementwiseSum.self)($1..<$2) }
         return dx
     }
 }
@@ -218,11 +219,11 @@ func withPath<T>(_ name: String?, _ body: () throws -> T) throws -> T {
 /// x ⊙ gate(x), the gate's (N, C, 1, 1) output broadcast over H×W: squeeze-and-excitation
 /// (SE-ResNet, MobileNetV3, EfficientNet). The gate's parameters are keyed as its own (a
 /// child without a name), as in torchvision's `SqueezeExcitation`.
-public final class ChannelScale: Container {
+public final class ChannelScale: Container, OverwritableOutput {
     public let children: [Child]
     public var didFinishChildBackward: ((any Layer) -> Void)?
     private let gate: any Layer
-    private var output: Tensor?, gradInput: Tensor?, gradScale: Tensor?
+    private var output: Tensor?, gradScale: Tensor?
     /// The gate's output of the last forward (its own buffer, valid until its next forward).
     private var scale: Tensor?
 
@@ -262,9 +263,10 @@ public final class ChannelScale: Container {
         let grain = Parallel.grain(work: area)
         let sums = PlaneScaling(area: area, scale: ds.data, x: input.data, y: gradOutput.data)
         Parallel.forEach(planes, grain: grain, sums) { Parallel.arguments($0, as: PlaneScaling.self).sumProducts($1..<$2) }
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        dx.copy(from: gate.backward(input, ds))
+        let gateGradient = gate.backward(input, ds)
         didFinishChildBackward?(gate)
+        let dx = Workspace.tensor(input.shape)
+        dx.copy(from: gateGradient)
         let adding = PlaneScaling(area: area, scale: scale!.data, x: gradOutput.data, y: dx.data)
         Parallel.forEach(planes, grain: grain, adding) { Parallel.arguments($0, as: PlaneScaling.self).addScaled($1..<$2) }
         return dx

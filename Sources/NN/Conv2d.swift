@@ -7,7 +7,7 @@
 /// unfolded side by side so that one GEMM sees at least `minimumColumns` columns. One image
 /// at a time, a late ResNet stage (3×3 outputs, 4608-long patches) is a matrix–vector
 /// product that rereads 9 MB of weights per image.
-public final class Conv2d: Layer {
+public final class Conv2d: Layer, OverwritableOutput {
     public let inChannels: Int, outChannels: Int
     public let window: Window2D
     public let groups: Int
@@ -16,10 +16,7 @@ public final class Conv2d: Layer {
     /// The first layer of a network need not compute a gradient for the image.
     public var computesInputGradient = true
 
-    private var output: Tensor?, gradInput: Tensor?, columns: Tensor?
-    /// The GEMM's output (forward) or the gathered output gradient (backward) of a group of
-    /// images, [out, images·Ho·Wo]; unused when images go one at a time.
-    private var groupRows: Tensor?
+    private var output: Tensor?
     /// oneDNN's plan for the last input shape; a nil plan means oneDNN has no implementation
     /// for it and the BLAS path runs.
     private var dnnl: (shape: Shape, plan: DNNLConvolutionPlan?)?
@@ -112,8 +109,7 @@ public final class Conv2d: Layer {
         }
         let plane = outH * outW, rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
-        let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
-        let rows = batchPerGEMM == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
+        let (col, rows) = scratch(batchPerGEMM: batchPerGEMM, columnCount: columnCount)
         for first in stride(from: 0, to: n, by: batchPerGEMM) {
             let images = first..<min(n, first + batchPerGEMM)
             for g in 0..<groups {
@@ -135,6 +131,14 @@ public final class Conv2d: Layer {
             }
         }
         return y
+    }
+
+    /// A call's scratch, from the workspace: the column matrix (none where a pointwise
+    /// convolution of one image at a time reads the image's channels as it) and, where images
+    /// go several to a GEMM, their output or output-gradient rows, [out, images·Ho·Wo].
+    private func scratch(batchPerGEMM: Int, columnCount: Int) -> (columns: Tensor?, rows: Tensor?) {
+        (isPointwise && batchPerGEMM == 1 ? nil : Workspace.tensor(Shape(patch, columnCount)),
+         batchPerGEMM == 1 ? nil : Workspace.tensor(Shape(outChannels, columnCount)))
     }
 
     /// The column matrix of group `group` of the images: unfolded side by side into
@@ -166,15 +170,14 @@ public final class Conv2d: Layer {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3], imageSize = inChannels * h * w
         let plane = gradOutput.shape[2] * gradOutput.shape[3], rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         if let plan = dnnlPlan(input.shape) {
             do {
                 try plan.backward(input, gradOutput, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad, into: dx)
             } catch { fatalError("\(summary): \(error)") }
             return dx
         }
-        let col = isPointwise && batchPerGEMM == 1 ? nil : Tensor.reuse(&columns, shape: Shape(patch, columnCount))
-        let rows = batchPerGEMM == 1 ? nil : Tensor.reuse(&groupRows, shape: Shape(outChannels, columnCount))
+        let (col, rows) = scratch(batchPerGEMM: batchPerGEMM, columnCount: columnCount)
         for first in stride(from: 0, to: n, by: batchPerGEMM) {
             let images = first..<min(n, first + batchPerGEMM), width = images.count * plane
             // dY of these images as [out, columns]: gathered into `rows`, or the image's own planes.

@@ -3,7 +3,7 @@
 /// gradient (GEMM + col2im) and its input gradient a convolution's forward (im2col + GEMM).
 /// Output side (H − 1)·stride − 2·padding + kernel + outputPadding. Weight [in, out/groups,
 /// k, k], bias [out], as in PyTorch.
-public final class ConvTranspose2d: Layer {
+public final class ConvTranspose2d: Layer, OverwritableOutput {
     public let inChannels: Int, outChannels: Int
     /// The window of the convolution this layer is the adjoint of (it maps our output to our input).
     public let window: Window2D
@@ -12,7 +12,7 @@ public final class ConvTranspose2d: Layer {
     public let weight: Parameter
     public let bias: Parameter?
 
-    private var output: Tensor?, gradInput: Tensor?, columns: Tensor?
+    private var output: Tensor?
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 outputPadding: Int = 0, groups: Int = 1, bias: Bool = true) {
@@ -61,7 +61,7 @@ public final class ConvTranspose2d: Layer {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3], plane = h * w
         let outH = outputSide(h), outW = outputSide(w), outPlane = outH * outW
         let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW))
-        let col = Tensor.reuse(&columns, shape: Shape(patch, plane))
+        let col = Workspace.tensor(Shape(patch, plane))
         let outPerGroup = outChannels / groups
         for i in 0..<n {
             let image = y.data + i * outChannels * outPlane
@@ -86,8 +86,8 @@ public final class ConvTranspose2d: Layer {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], plane = input.shape[2] * input.shape[3]
         let outH = gradOutput.shape[2], outW = gradOutput.shape[3], outPlane = outH * outW
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
-        let col = Tensor.reuse(&columns, shape: Shape(patch, plane))
+        let dx = Workspace.tensor(input.shape)
+        let col = Workspace.tensor(Shape(patch, plane))
         let outPerGroup = outChannels / groups
         for i in 0..<n {
             let dy = gradOutput.data + i * outChannels * outPlane

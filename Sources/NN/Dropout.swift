@@ -12,7 +12,7 @@ public final class Dropout: Layer {
     public let granularity: Granularity
     public var generator: SeededGenerator
 
-    private var output: Tensor?, gradInput: Tensor?, mask: Tensor?
+    private var output: Tensor?, mask: Tensor?
     /// Whether the last forward applied a mask (training with p > 0).
     private var masked = false
 
@@ -64,7 +64,7 @@ public final class Dropout: Layer {
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         guard masked else { return gradOutput }
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         let m = mask!.data
         for j in 0..<input.count { dx.data[j] = gradOutput.data[j] * m[j] }
         return dx

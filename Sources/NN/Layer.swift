@@ -91,6 +91,10 @@ public struct Buffer {
     }
 }
 
+/// A layer whose forward always returns a buffer of its own that its backward never reads:
+/// a layer after it that alone reads that output may overwrite it (`Activation.writesInPlace`).
+public protocol OverwritableOutput: Layer {}
+
 /// A layer made of other layers. It reports each child as soon as that child's backward is
 /// done: the gradients of the child's parameters are then final for this step, which is where
 /// data parallelism starts summing them across ranks (`Network.gradientsReady`).

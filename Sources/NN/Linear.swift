@@ -1,10 +1,10 @@
 /// Fully connected layer y = x·Wᵀ + b over [N, in] input. Weight [out, in], bias [out].
-public final class Linear: Layer {
+public final class Linear: Layer, OverwritableOutput {
     public let inFeatures: Int, outFeatures: Int
     public let weight: Parameter
     public let bias: Parameter
 
-    private var output: Tensor?, gradInput: Tensor?
+    private var output: Tensor?
 
     public init(_ inFeatures: Int, _ outFeatures: Int) {
         self.inFeatures = inFeatures
@@ -51,7 +51,7 @@ public final class Linear: Layer {
             let row = dy + i * outFeatures
             for j in 0..<outFeatures { db[j] += row[j] }
         }
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         BLAS.gemm(m: n, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures,
                   b: weight.value.data, ldb: inFeatures, c: dx.data, ldc: inFeatures)
         return dx

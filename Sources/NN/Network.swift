@@ -67,7 +67,7 @@ public final class Network {
         }
         parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
-        fuseBatchNormAndReLU(root)
+        fuseElementwiseLayers(root)
         for var container in containers {
             container.didFinishChildBackward = { [unowned self] child in self.childFinishedBackward(child) }
         }
@@ -194,23 +194,30 @@ public final class Network {
         return nil
     }
 
-    /// Lets each batch norm that a ReLU follows in the same sequence apply the ReLU itself
-    /// (`BatchNorm.fusedReLU`). A ReLU object used at more than one place is left alone.
-    private func fuseBatchNormAndReLU(_ root: any Layer) {
-        var uses: [ObjectIdentifier: Int] = [:], pairs: [(BatchNorm, Activation)] = []
+    /// Saves activations a pass or a buffer where an activation follows another layer in the
+    /// same sequence (a layer object used at more than one place is left alone):
+    /// - a batch norm applies the ReLU after it itself (`BatchNorm.fusedReLU`);
+    /// - a ReLU or ReLU6 overwrites the output of an `OverwritableOutput` layer before it
+    ///   (`Activation.writesInPlace`).
+    private func fuseElementwiseLayers(_ root: any Layer) {
+        var uses: [ObjectIdentifier: Int] = [:], neighbours: [(any Layer, Activation)] = []
         func visit(_ layer: any Layer) {
             uses[ObjectIdentifier(layer), default: 0] += 1
             if let sequence = layer as? Sequential {
                 for (a, b) in zip(sequence.children, sequence.children.dropFirst()) {
-                    if let bn = a.layer as? BatchNorm, let relu = b.layer as? Activation, relu.kind == .relu { pairs.append((bn, relu)) }
+                    if let activation = b.layer as? Activation { neighbours.append((a.layer, activation)) }
                 }
             }
             for child in layer.children { visit(child.layer) }
         }
         visit(root)
-        for (bn, relu) in pairs where uses[ObjectIdentifier(bn)] == 1 && uses[ObjectIdentifier(relu)] == 1 {
-            bn.fusedReLU = true
-            relu.isFusedIntoBatchNorm = true
+        for (layer, activation) in neighbours where uses[ObjectIdentifier(layer)] == 1 && uses[ObjectIdentifier(activation)] == 1 {
+            if let bn = layer as? BatchNorm, activation.kind == .relu {
+                bn.fusedReLU = true
+                activation.isFusedIntoBatchNorm = true
+            } else if layer is any OverwritableOutput, activation.kind == .relu || activation.kind == .relu6 {
+                activation.writesInPlace = true
+            }
         }
     }
 }

@@ -2,12 +2,12 @@ import CKernels
 
 /// Max or average pooling with square kernel, stride and padding, in PyTorch's semantics:
 /// padding counts as −∞ for max and as zeros in the average (count_include_pad).
-public final class Pool2d: Layer {
+public final class Pool2d: Layer, OverwritableOutput {
     public enum Kind: String, Sendable { case max = "MaxPool2d", average = "AvgPool2d" }
 
     public let kind: Kind
     public let window: Window2D
-    private var output: Tensor?, gradInput: Tensor?
+    private var output: Tensor?
     /// For max pooling, the flat input index that won each output (within its plane).
     private var argmax: UnsafeMutablePointer<Int32>?
     private var argmaxCount = 0
@@ -51,7 +51,7 @@ public final class Pool2d: Layer {
     }
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         let pass = Pass(kind: kind, window: window, input: input.shape, outH: gradOutput.shape[2], outW: gradOutput.shape[3],
                         x: dx.data, y: gradOutput.data, argmax: argmax)
         Parallel.forEach(pass.planes, grain: pass.grain, pass) { Parallel.arguments($0, as: Pass.self).backward($1..<$2) }
@@ -148,8 +148,8 @@ public final class Pool2d: Layer {
 
 /// Average over each whole feature map: (N, C, H, W) -> (N, C, 1, 1), as
 /// `adaptive_avg_pool2d(x, 1)`.
-public final class GlobalAvgPool: Layer {
-    private var output: Tensor?, gradInput: Tensor?
+public final class GlobalAvgPool: Layer, OverwritableOutput {
+    private var output: Tensor?
 
     public init() {}
 
@@ -172,7 +172,7 @@ public final class GlobalAvgPool: Layer {
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
-        let dx = Tensor.reuse(&gradInput, shape: input.shape)
+        let dx = Workspace.tensor(input.shape)
         let pass = PlaneMeans(area: area, planes: dx.data, means: gradOutput.data)
         Parallel.forEach(planes, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: PlaneMeans.self).backward($1..<$2) }
         return dx

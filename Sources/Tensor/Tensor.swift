@@ -47,6 +47,13 @@ public struct Tensor: @unchecked Sendable {
         self.storage = storage
     }
 
+    /// The first `shape.count` elements of a possibly larger `storage` (a workspace slot).
+    init(shape: Shape, leadingElementsOf storage: Storage) {
+        precondition(storage.count >= shape.count, "storage of \(storage.count) for shape \(shape)")
+        self.shape = shape
+        self.storage = storage
+    }
+
     public var count: Int { shape.count }
     public var data: UnsafeMutablePointer<Real> { storage.base }
     public var array: [Real] { Array(UnsafeBufferPointer(start: storage.base, count: shape.count)) }
@@ -54,7 +61,7 @@ public struct Tensor: @unchecked Sendable {
     /// The same memory under another shape of equal size.
     public func reshaped(_ newShape: Shape) -> Tensor {
         precondition(newShape.count == shape.count, "cannot reshape \(shape) to \(newShape)")
-        return Tensor(shape: newShape, storage: storage)
+        return Tensor(shape: newShape, leadingElementsOf: storage)
     }
 
     public func fill(_ value: Real) { data.update(repeating: value, count: count) }
