@@ -27,15 +27,15 @@ public enum ConvolutionEngine: String, Sendable, CaseIterable {
 }
 
 /// One convolution geometry on oneDNN: the primitives, the reorders between PyTorch's
-/// layouts (NCHW activations, OIHW weights) and the blocked ones oneDNN chose, and the
-/// blocked buffers. Built on the first forward at a batch shape; a warm step reuses all of it.
+/// layouts (NCHW activations, OIHW weights) and the blocked ones oneDNN chose. Built on the
+/// first forward at a batch shape; a warm step reuses all of it.
 ///
 /// Activations enter and leave in NCHW: every call reorders its input and output, and
 /// backward reorders x again for the weight gradient. Weights are reordered on every forward
 /// and backward. On this project's 2-core AMD EPYC, ResNet-18 at batch 64 and side 96 spends
 /// about 85 ms of a 1.4 s step in reorders (`DNNL_VERBOSE=1`) and 1.2 s in convolutions. The
-/// blocked buffers live within one call and are shared by every plan (`Scratch`): this
-/// costs no measurable time and brought ResNet-18's peak memory from 1301 to 850 MB.
+/// blocked copies live within one call, in `Workspace` memory: kept per plan for the whole
+/// run, they were most of ResNet-50's peak memory.
 final class DNNLConvolutionPlan {
     let inputShape: Shape
     private let convolution: Convolution
@@ -77,9 +77,6 @@ final class DNNLConvolutionPlan {
         sourceIn = try reorder(plainSource, convolution.forwardSource)
         destinationOut = try reorder(convolution.forwardDestination, plainDestination)
         weightsForward = try reorder(plainWeights, convolution.forwardWeights)
-        Scratch.reserve(.source, sourceIn == nil ? 0 : convolution.forwardSource.byteCount)
-        Scratch.reserve(.destination, destinationOut == nil ? 0 : convolution.forwardDestination.byteCount)
-        Scratch.reserve(.forwardWeights, weightsForward == nil ? 0 : convolution.forwardWeights.byteCount)
 
         let backwardDestination = convolution.backwardDataDiffDestination!
         guard depthwiseWeightGradient != nil || (backwardDestination == convolution.backwardWeightsDiffDestination!
@@ -87,14 +84,9 @@ final class DNNLConvolutionPlan {
             throw DNNLError("convolution \(geometry): the backward passes chose other activation layouts than the forward")
         }
         diffDestinationIn = try reorder(plainDestination, backwardDestination)
-        Scratch.reserve(.diffDestination, diffDestinationIn == nil ? 0 : backwardDestination.byteCount)
         weightsBackward = computesInputGradient ? try reorder(plainWeights, convolution.backwardDataWeights!) : nil
-        Scratch.reserve(.backwardWeights, weightsBackward == nil ? 0 : convolution.backwardDataWeights!.byteCount)
         diffSourceOut = computesInputGradient ? try reorder(convolution.backwardDataDiffSource!, plainSource) : nil
-        Scratch.reserve(.diffSource, diffSourceOut == nil ? 0 : convolution.backwardDataDiffSource!.byteCount)
         diffWeightsOut = depthwiseWeightGradient == nil ? try reorder(convolution.backwardWeightsDiffWeights!, plainWeights) : nil
-        Scratch.reserve(.diffWeights, diffWeightsOut == nil ? 0 : convolution.backwardWeightsDiffWeights!.byteCount)
-        Scratch.reserve(.plainDiffWeights, plainWeights.byteCount)
         diffBias = Buffer(conv.bias == nil ? 0 : conv.outChannels * MemoryLayout<Float>.size)
         self.computesInputGradient = computesInputGradient
     }
@@ -103,9 +95,12 @@ final class DNNLConvolutionPlan {
 
     /// y = conv(x) + bias, x and y NCHW.
     func forward(_ x: Tensor, into y: Tensor, weight: Tensor, bias: Tensor?) throws {
-        let src = try bring(x.data, through: sourceIn, into: Scratch.base(.source))
-        let weights = try bring(weight.data, through: weightsForward, into: Scratch.base(.forwardWeights))
-        let dst = destinationOut == nil ? UnsafeMutableRawPointer(y.data) : Scratch.base(.destination)
+        // The call's blocked copies, all taken before any is used (see `Workspace`).
+        let blockedX = scratch(sourceIn?.destination), blockedWeights = scratch(weightsForward?.destination)
+        let blockedY = scratch(destinationOut?.source)
+        let src = try bring(x.data, through: sourceIn, into: blockedX)
+        let weights = try bring(weight.data, through: weightsForward, into: blockedWeights)
+        let dst = blockedY.map { UnsafeMutableRawPointer($0.data) } ?? UnsafeMutableRawPointer(y.data)
         try convolution.forward(source: src, weights: weights, bias: bias.map { UnsafeRawPointer($0.data) }, destination: dst)
         try destinationOut?.execute(from: dst, to: y.data)
     }
@@ -117,36 +112,49 @@ final class DNNLConvolutionPlan {
             depthwiseWeightGradient.accumulate(x: x, dy: dy, weightGrad: weightGrad.data, biasGrad: biasGrad?.data)
             guard computesInputGradient else { return }
         }
-        let diffDst = try bring(dy.data, through: diffDestinationIn, into: Scratch.base(.diffDestination))
-        if depthwiseWeightGradient == nil {
-            // x again in the convolution's layout: keeping forward's copy until backward cost
-            // an activation-sized buffer per convolution.
-            let src = try bring(x.data, through: sourceIn, into: Scratch.base(.source))
-            let plainDiffWeights = Scratch.base(.plainDiffWeights)
-            let dW = diffWeightsOut == nil ? plainDiffWeights : Scratch.base(.diffWeights)
-            try convolution.backwardWeights(source: src, diffDestination: diffDst, diffWeights: dW,
-                                            diffBias: biasGrad == nil ? nil : diffBias.base)
-            try diffWeightsOut?.execute(from: dW, to: plainDiffWeights)
-            add(plainDiffWeights, to: weightGrad)
-            if let biasGrad { add(diffBias.base, to: biasGrad) }
+        let blockedDy = scratch(diffDestinationIn?.destination)
+        let diffDst = try bring(dy.data, through: diffDestinationIn, into: blockedDy)
+        // Each pass takes its own scratch and drops it on return: the input gradient's may
+        // reuse the weight gradient's. dy's blocked copy is held across both.
+        try withExtendedLifetime(blockedDy) {
+            if depthwiseWeightGradient == nil { try addWeightGradient(x, diffDst, weightGrad: weightGrad, biasGrad: biasGrad) }
+            if computesInputGradient { try computeInputGradient(diffDst, weight: weight, into: dx) }
         }
-        guard computesInputGradient else { return }
-        let weights = try bring(weight.data, through: weightsBackward, into: Scratch.base(.backwardWeights))
-        let diffSrc = diffSourceOut == nil ? UnsafeMutableRawPointer(dx.data) : Scratch.base(.diffSource)
+    }
+
+    private func addWeightGradient(_ x: Tensor, _ diffDst: UnsafeRawPointer, weightGrad: Tensor, biasGrad: Tensor?) throws {
+        let blockedX = scratch(sourceIn?.destination), blockedDiffWeights = scratch(diffWeightsOut?.source)
+        let plainDiffWeights = Workspace.tensor(weightGrad.shape)
+        // x again in the convolution's layout: keeping forward's copy until backward cost
+        // an activation-sized buffer per convolution.
+        let src = try bring(x.data, through: sourceIn, into: blockedX)
+        let dW = blockedDiffWeights.map { UnsafeMutableRawPointer($0.data) } ?? UnsafeMutableRawPointer(plainDiffWeights.data)
+        try convolution.backwardWeights(source: src, diffDestination: diffDst, diffWeights: dW,
+                                        diffBias: biasGrad == nil ? nil : diffBias.base)
+        try diffWeightsOut?.execute(from: dW, to: plainDiffWeights.data)
+        BLAS.axpy(weightGrad.count, alpha: 1, x: plainDiffWeights.data, y: weightGrad.data)
+        if let biasGrad { BLAS.axpy(biasGrad.count, alpha: 1, x: diffBias.base.assumingMemoryBound(to: Real.self), y: biasGrad.data) }
+    }
+
+    private func computeInputGradient(_ diffDst: UnsafeRawPointer, weight: Tensor, into dx: Tensor) throws {
+        let blockedWeights = scratch(weightsBackward?.destination), blockedDx = scratch(diffSourceOut?.source)
+        let weights = try bring(weight.data, through: weightsBackward, into: blockedWeights)
+        let diffSrc = blockedDx.map { UnsafeMutableRawPointer($0.data) } ?? UnsafeMutableRawPointer(dx.data)
         try convolution.backwardData(diffDestination: diffDst, weights: weights, diffSource: diffSrc)
         try diffSourceOut?.execute(from: diffSrc, to: dx.data)
     }
 
-    /// `plain` in the primitive's layout: reordered into `buffer`, or itself when no reorder is needed.
-    private func bring(_ plain: UnsafeMutablePointer<Real>, through reorder: Reorder?, into buffer: UnsafeMutableRawPointer) throws -> UnsafeRawPointer {
-        guard let reorder else { return UnsafeRawPointer(plain) }
-        try reorder.execute(from: plain, to: buffer)
-        return UnsafeRawPointer(buffer)
+    /// Workspace memory for a tensor in the blocked `layout`, for one call; nil where the
+    /// plain layout serves (no reorder).
+    private func scratch(_ layout: MemoryDescriptor?) -> Tensor? {
+        layout.map { Workspace.tensor(Shape(($0.byteCount + MemoryLayout<Real>.size - 1) / MemoryLayout<Real>.size)) }
     }
 
-    private func add(_ buffer: UnsafeMutableRawPointer, to gradient: Tensor) {
-        let values = buffer.assumingMemoryBound(to: Real.self)
-        BLAS.axpy(gradient.count, alpha: 1, x: values, y: gradient.data)
+    /// `plain` in the primitive's layout: reordered into `buffer`, or itself when no reorder is needed.
+    private func bring(_ plain: UnsafeMutablePointer<Real>, through reorder: Reorder?, into buffer: Tensor?) throws -> UnsafeRawPointer {
+        guard let reorder, let buffer else { return UnsafeRawPointer(plain) }
+        try reorder.execute(from: plain, to: buffer.data)
+        return UnsafeRawPointer(buffer.data)
     }
 
     /// Bytes, 64-byte aligned as oneDNN prefers.
@@ -158,26 +166,5 @@ final class DNNLConvolutionPlan {
             base = .allocate(byteCount: self.byteCount, alignment: 64)
         }
         deinit { base.deallocate() }
-    }
-
-    /// The buffers a plan needs only within one forward or backward call, one per role for
-    /// all plans of the process: layers run one at a time, so each plan need not keep its
-    /// own (they held four activation-sized buffers per convolution, most of ResNet-50's
-    /// peak memory). A buffer grows when a plan is made, never in a step.
-    enum Scratch {
-        enum Role: Int, CaseIterable {
-            case source, destination, forwardWeights, diffDestination, backwardWeights, diffSource, diffWeights, plainDiffWeights
-        }
-
-        nonisolated(unsafe) private static var buffers = [Buffer?](repeating: nil, count: Role.allCases.count)
-
-        /// Makes `role`'s buffer at least `byteCount` long (its contents are not kept).
-        static func reserve(_ role: Role, _ byteCount: Int) {
-            if byteCount > buffers[role.rawValue]?.byteCount ?? -1 { buffers[role.rawValue] = Buffer(byteCount) }
-        }
-
-        /// `role`'s buffer, as large as the largest reservation. Taken at each call: a later
-        /// plan may have replaced it by a larger one.
-        static func base(_ role: Role) -> UnsafeMutableRawPointer { buffers[role.rawValue]!.base }
     }
 }

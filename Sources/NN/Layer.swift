@@ -37,9 +37,11 @@ public struct ShapeError: Error, CustomStringConvertible {
 /// One stage of a network with an explicit forward and backward, as in Torch's `nn`.
 ///
 /// `forward` returns a tensor in the layer's own memory, valid until its next forward;
-/// `backward(input, gradOutput)` returns the input gradient (also the layer's own memory)
-/// and adds this batch's parameter gradients to `Parameter.grad`. Buffers are allocated on
-/// the first call at a shape and reused after that.
+/// `backward(input, gradOutput)` returns the input gradient and adds this batch's parameter
+/// gradients to `Parameter.grad`. The input gradient is `Workspace` memory (or `gradOutput`
+/// itself, for a layer that hands it on), valid while the caller holds it; backward never
+/// writes into `gradOutput`. Buffers are allocated on the first call at a shape and reused
+/// after that.
 public protocol Layer: AnyObject {
     /// A short description, e.g. "Conv2d(1→6, k5 s1 p2)".
     var summary: String { get }
