@@ -5,8 +5,9 @@
 #   PYTHON=/path/to/venv/bin/python scripts/bench-vs-pytorch.sh [--threads T] [--batch B] [--engine E] [--repeat R] MODEL...
 #
 # For each model, R rounds of `cnn-train bench` and scripts/bench_pytorch.py alternate, at
-# the side cnn-train uses; the table gives each side's median images/s and their ratio. OPENBLAS_CORETYPE and
-# OPENBLAS_L2_SIZE are unset, as users run. PYTHON must have torch (never a project dependency).
+# the side cnn-train uses, each timing at least 3 steps and 1 s of them after half a second
+# of warm-up; the table gives each side's median images/s and their ratio. OPENBLAS_CORETYPE
+# and OPENBLAS_L2_SIZE are unset, as users run. PYTHON must have torch (never a project dependency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=$(nproc) batch=64 engine=dnnl repeat=3 models=()

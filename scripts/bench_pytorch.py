@@ -39,8 +39,11 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("model", choices=sorted(MODELS))
 parser.add_argument("--batch", type=int, default=64)
 parser.add_argument("--side", type=int, help="input side (default: the model's D2L side)")
-parser.add_argument("--steps", type=int, default=5)
-parser.add_argument("--warmup", type=int, default=1)
+parser.add_argument("--steps", type=int, default=5, help="timed steps (at least; see --min-seconds)")
+parser.add_argument("--min-seconds", type=float, default=1.0,
+                    help="keep timing steps past --steps until they add up to this many seconds")
+parser.add_argument("--warmup", type=int, default=1,
+                    help="untimed steps first; when at least one, warm-up goes on for half a second")
 parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
 args = parser.parse_args()
 
@@ -62,12 +65,20 @@ def step():
     optimizer.step()
 
 
+# The same rules as `cnn-train bench`: warm-up for at least half a second, then time at
+# least --steps steps and at least --min-seconds of them.
+start = time.perf_counter()
 for _ in range(args.warmup):
     step()
+if args.warmup:
+    while time.perf_counter() - start < 0.5:
+        step()
 start = time.perf_counter()
-for _ in range(args.steps):
+steps = 0
+while steps < args.steps or time.perf_counter() - start < args.min_seconds:
     step()
-seconds = (time.perf_counter() - start) / args.steps
+    steps += 1
+seconds = (time.perf_counter() - start) / steps
 print(json.dumps({"model": args.model, "batch": args.batch, "side": side, "threads": torch.get_num_threads(),
                   "torch": torch.__version__, "seconds_per_step": seconds, "images_per_sec": args.batch / seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 * 1.048576}))
