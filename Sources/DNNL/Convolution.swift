@@ -122,16 +122,19 @@ public enum ConvolutionAlgorithm: Sendable, Hashable {
 /// `source`, `forwardDestination` for `diffDestination`), so activation gradients share
 /// the activations' layout; oneDNN still chooses their weights layouts, which may differ
 /// from the forward's: compare `backwardDataWeights` with `forwardWeights`. If oneDNN has
-/// no implementation for the pinned layouts it falls back to `any`; compare
-/// `backwardDataDiffDestination` etc. with the forward's before sharing buffers.
+/// no implementation for the pinned layouts, or only its reference one, the pass takes
+/// `any`; compare `backwardDataDiffDestination` etc. with the forward's before sharing
+/// buffers. (LeNet's 6→16 convolution: pinned to the forward's plain nchw source, both
+/// backward passes are `ref:any`; free, backward data runs jit:avx512_core on nChw16c and
+/// backward weights jit:avx2 on nChw8c.)
 ///
 /// Measured with oneDNN 2.6.3 on AVX512_BF16 (LayoutChoiceTests prints it): ResNet-18's
 /// 3×3 and 1×1 convolutions run jit:avx512_core (f32) / jit_bf16:avx512_core_bf16 (bf16)
 /// in every pass with nChw16c ("aBcd16b") activations in all three; weights are
 /// ABcd16b16a forward and ABcd16a16b for backward data in f32 (bf16: ABcd8b16a2b and
 /// ABcd8a16b2a), so each step needs one weights reorder per pass. The 3-channel stem
-/// reads plain nchw and its pinned backward data is `ref:any` (slow): skip `backwardData`
-/// for a network's first layer, whose input gradient nobody needs.
+/// reads plain nchw and its backward data writes nChw16c; a network's first layer skips
+/// `backwardData`, whose input gradient nobody needs.
 ///
 /// Data types: with `.bf16`, source, weights, destination and their gradients are bf16;
 /// `bias`, `diffBias` and `diffWeights` are f32 (weight gradients accumulate in f32, the
@@ -180,11 +183,14 @@ public final class Convolution {
         let source = forward.memoryDescriptor(.source)
         let destination = forward.memoryDescriptor(.destination)
 
-        /// The backward descriptor with activations pinned to the forward's layouts, else with `any`.
+        /// The backward descriptor with activations pinned to the forward's layouts, else (none,
+        /// or only the reference kernel) with `any`.
         func pinnedOrAny(_ make: (_ source: MemoryDescriptor, _ destination: MemoryDescriptor) throws -> OpaquePointer) throws -> OpaquePointer {
-            do { return try make(source, destination) } catch {
-                return try make(any(geometry.sourceDims, dataType), any(geometry.destinationDims, dataType))
+            if let pinned = try? make(source, destination) {
+                if !OneDNN.implementation(pinned).hasPrefix("ref") { return pinned }
+                OneDNN.destroy(primitiveDescriptor: pinned)
             }
+            return try make(any(geometry.sourceDims, dataType), any(geometry.destinationDims, dataType))
         }
         backwardDataPrimitive = try Primitive(
             descriptor: pinnedOrAny { source, destination in

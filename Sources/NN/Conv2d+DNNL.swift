@@ -41,6 +41,11 @@ final class DNNLConvolutionPlan {
     private let convolution: Convolution
     private let sourceIn, destinationOut, weightsForward: Reorder?
     private let diffDestinationIn, weightsBackward, diffSourceOut, diffWeightsOut: Reorder?
+    /// x and dy into the weight-gradient pass's layouts, which may differ from the other
+    /// passes' (where oneDNN has only reference kernels for those).
+    private let weightsPassSourceIn, weightsPassDiffDestinationIn: Reorder?
+    /// Both backward passes run and read dy in one layout: one blocked copy serves both.
+    private let passesShareDiffDestination: Bool
     /// The bias gradient, before it is added to the parameter's.
     private let diffBias: Buffer
     /// Computes the weight gradient where oneDNN has only its reference kernel for it.
@@ -62,7 +67,7 @@ final class DNNLConvolutionPlan {
         let isReference = { (implementation: String?) in implementation?.hasPrefix("ref") ?? false }
         depthwiseWeightGradient = isReference(chosen.backwardWeights) && conv.inChannels == conv.groups
             ? DepthwiseWeightGradient(window: w, outChannels: conv.outChannels, inChannels: conv.inChannels, input: input) : nil
-        guard !isReference(chosen.forward), !isReference(chosen.backwardData),
+        guard !isReference(chosen.forward), !computesInputGradient || !isReference(chosen.backwardData),
               !isReference(chosen.backwardWeights) || depthwiseWeightGradient != nil else {
             throw DNNLError("convolution \(geometry): only oneDNN's reference implementation (\(chosen.forward))")
         }
@@ -79,11 +84,11 @@ final class DNNLConvolutionPlan {
         weightsForward = try reorder(plainWeights, convolution.forwardWeights)
 
         let backwardDestination = convolution.backwardDataDiffDestination!
-        guard depthwiseWeightGradient != nil || (backwardDestination == convolution.backwardWeightsDiffDestination!
-              && convolution.backwardWeightsSource! == convolution.forwardSource) else {
-            throw DNNLError("convolution \(geometry): the backward passes chose other activation layouts than the forward")
-        }
         diffDestinationIn = try reorder(plainDestination, backwardDestination)
+        let weightsPass = depthwiseWeightGradient == nil
+        weightsPassSourceIn = weightsPass ? try reorder(plainSource, convolution.backwardWeightsSource!) : nil
+        weightsPassDiffDestinationIn = weightsPass ? try reorder(plainDestination, convolution.backwardWeightsDiffDestination!) : nil
+        passesShareDiffDestination = weightsPass && computesInputGradient && backwardDestination == convolution.backwardWeightsDiffDestination!
         weightsBackward = computesInputGradient ? try reorder(plainWeights, convolution.backwardDataWeights!) : nil
         diffSourceOut = computesInputGradient ? try reorder(convolution.backwardDataDiffSource!, plainSource) : nil
         diffWeightsOut = depthwiseWeightGradient == nil ? try reorder(convolution.backwardWeightsDiffWeights!, plainWeights) : nil
@@ -112,22 +117,25 @@ final class DNNLConvolutionPlan {
             depthwiseWeightGradient.accumulate(x: x, dy: dy, weightGrad: weightGrad.data, biasGrad: biasGrad?.data)
             guard computesInputGradient else { return }
         }
-        let blockedDy = scratch(diffDestinationIn?.destination)
-        let diffDst = try bring(dy.data, through: diffDestinationIn, into: blockedDy)
+        let sharedDy = passesShareDiffDestination ? scratch(diffDestinationIn?.destination) : nil
+        let sharedDiffDst = passesShareDiffDestination ? try bring(dy.data, through: diffDestinationIn, into: sharedDy) : nil
         // Each pass takes its own scratch and drops it on return: the input gradient's may
-        // reuse the weight gradient's. dy's blocked copy is held across both.
-        try withExtendedLifetime(blockedDy) {
-            if depthwiseWeightGradient == nil { try addWeightGradient(x, diffDst, weightGrad: weightGrad, biasGrad: biasGrad) }
-            if computesInputGradient { try computeInputGradient(diffDst, weight: weight, into: dx) }
+        // reuse the weight gradient's. A shared blocked copy of dy is held across both.
+        try withExtendedLifetime(sharedDy) {
+            if depthwiseWeightGradient == nil { try addWeightGradient(x, dy, sharedDiffDst, weightGrad: weightGrad, biasGrad: biasGrad) }
+            if computesInputGradient { try computeInputGradient(dy, sharedDiffDst, weight: weight, into: dx) }
         }
     }
 
-    private func addWeightGradient(_ x: Tensor, _ diffDst: UnsafeRawPointer, weightGrad: Tensor, biasGrad: Tensor?) throws {
-        let blockedX = scratch(sourceIn?.destination), blockedDiffWeights = scratch(diffWeightsOut?.source)
+    /// `sharedDiffDst`: dy already in the pass's layout; nil when the pass reorders it itself.
+    private func addWeightGradient(_ x: Tensor, _ dy: Tensor, _ sharedDiffDst: UnsafeRawPointer?, weightGrad: Tensor, biasGrad: Tensor?) throws {
+        let blockedX = scratch(weightsPassSourceIn?.destination), blockedDiffWeights = scratch(diffWeightsOut?.source)
+        let blockedDy = sharedDiffDst == nil ? scratch(weightsPassDiffDestinationIn?.destination) : nil
         let plainDiffWeights = Workspace.tensor(weightGrad.shape)
         // x again in the convolution's layout: keeping forward's copy until backward cost
         // an activation-sized buffer per convolution.
-        let src = try bring(x.data, through: sourceIn, into: blockedX)
+        let src = try bring(x.data, through: weightsPassSourceIn, into: blockedX)
+        let diffDst = try sharedDiffDst ?? bring(dy.data, through: weightsPassDiffDestinationIn, into: blockedDy)
         let dW = blockedDiffWeights.map { UnsafeMutableRawPointer($0.data) } ?? UnsafeMutableRawPointer(plainDiffWeights.data)
         try convolution.backwardWeights(source: src, diffDestination: diffDst, diffWeights: dW,
                                         diffBias: biasGrad == nil ? nil : diffBias.base)
@@ -136,9 +144,11 @@ final class DNNLConvolutionPlan {
         if let biasGrad { BLAS.axpy(biasGrad.count, alpha: 1, x: diffBias.base.assumingMemoryBound(to: Real.self), y: biasGrad.data) }
     }
 
-    private func computeInputGradient(_ diffDst: UnsafeRawPointer, weight: Tensor, into dx: Tensor) throws {
+    private func computeInputGradient(_ dy: Tensor, _ sharedDiffDst: UnsafeRawPointer?, weight: Tensor, into dx: Tensor) throws {
         let blockedWeights = scratch(weightsBackward?.destination), blockedDx = scratch(diffSourceOut?.source)
+        let blockedDy = sharedDiffDst == nil ? scratch(diffDestinationIn?.destination) : nil
         let weights = try bring(weight.data, through: weightsBackward, into: blockedWeights)
+        let diffDst = try sharedDiffDst ?? bring(dy.data, through: diffDestinationIn, into: blockedDy)
         let diffSrc = blockedDx.map { UnsafeMutableRawPointer($0.data) } ?? UnsafeMutableRawPointer(dx.data)
         try convolution.backwardData(diffDestination: diffDst, weights: weights, diffSource: diffSrc)
         try diffSourceOut?.execute(from: diffSrc, to: dx.data)

@@ -27,4 +27,21 @@ final class LayoutChoiceTests: DNNLTestCase {
             }
         }
     }
+
+    /// LeNet's convolutions (1→6 and 6→16 channels): with the backward passes pinned to the
+    /// forward's plain nchw source, oneDNN 2.6.3 has only `ref:any` for them (50× slower than
+    /// its jit kernels). Every pass must get a jit kernel, in whatever layout it needs
+    /// (seen on AVX-512 and, with DNNL_MAX_CPU_ISA=AVX2, on AVX2).
+    func testLeNetConvolutionsRunNoReferenceKernel() throws {
+        let shapes = [
+            ConvolutionGeometry(batch: 64, inputChannels: 1, height: 28, width: 28, outputChannels: 6, kernel: 5, padding: 2, hasBias: true),
+            ConvolutionGeometry(batch: 64, inputChannels: 6, height: 14, width: 14, outputChannels: 16, kernel: 5, hasBias: true),
+        ]
+        for g in shapes {
+            let names = try Convolution(g).implementations
+            for (pass, name) in [("forward", names.forward), ("backward data", names.backwardData!), ("backward weights", names.backwardWeights!)] {
+                XCTAssertFalse(name.hasPrefix("ref"), "\(g) \(pass): \(name)")
+            }
+        }
+    }
 }

@@ -27,6 +27,14 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// LeNet's second convolution: on oneDNN its weight-gradient pass reads x and dy in other
+    /// layouts (nChw8c) than the input-gradient pass (nChw16c) and the forward (nchw).
+    func testConv2dWhoseBackwardPassesUseOtherLayouts() {
+        let conv = Conv2d(6, 16, kernel: 5)
+        randomize(conv, seed: 20)
+        assertGradients(conv, Inputs.uniform(Shape(2, 6, 9, 8), seed: 21))
+    }
+
     /// The Packt chapter's convolutions: depthwise and grouped, dilated, rectangular, no bias.
     func testGeneralConvolutions() {
         let cases: [Conv2d] = [
