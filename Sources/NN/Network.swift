@@ -80,14 +80,20 @@ public final class Network {
 
     public var parameterCount: Int { parameterStorage.count }
 
-    /// Logits [N, classes] for images [N, C, H, W].
-    public func forward(_ images: Tensor, mode: Mode) -> Tensor { root.forward(images, mode: mode) }
+    /// Logits [N, classes] for images [N, C, H, W]. Starts a pass over the workspace
+    /// (`Workspace.rewind`): a warm step takes the same slots again.
+    public func forward(_ images: Tensor, mode: Mode) -> Tensor {
+        Workspace.rewind()
+        return root.forward(images, mode: mode)
+    }
 
     /// Adds the gradients of the loss to every `Parameter.grad`, given d(loss)/d(logits).
+    /// Ends the step's pass over the workspace (`Workspace.settle`).
     public func backward(_ images: Tensor, _ gradLogits: Tensor) {
         _ = root.backward(images, gradLogits)
         // A root that is itself a leaf has no container to report it.
         if let gradientsReady, let ready = leafParameters[ObjectIdentifier(root)] { gradientsReady(ready) }
+        Workspace.settle()
     }
 
     public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }

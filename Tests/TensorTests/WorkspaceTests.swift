@@ -16,15 +16,42 @@ final class WorkspaceTests: XCTestCase {
         withExtendedLifetime((a, b, reshaped, c)) {}
     }
 
-    func testDroppedMemoryIsTakenAgainWithoutGrowing() {
-        var first: Tensor? = Workspace.tensor(Shape(1000))
-        let memory = first!.data, held = Workspace.byteCount
-        first = nil
-        // 1020 elements fall in the class of 1000 (capacity 1024).
-        let second = Workspace.tensor(Shape(2, 510))
-        XCTAssertEqual(second.data, memory, "the dropped tensor's memory is free again")
-        XCTAssertEqual(Workspace.byteCount, held, "no new slot")
-        XCTAssertNil(first)
+    /// One pass: two small tensors held together and dropped, then two large ones.
+    private func smallThenLargePass() -> (small: [UnsafeMutablePointer<Real>], large: [UnsafeMutablePointer<Real>]) {
+        Workspace.rewind()
+        var small = [Workspace.tensor(Shape(1000)), Workspace.tensor(Shape(1000))]
+        let smallMemory = small.map(\.data)
+        small = []
+        let large = [Workspace.tensor(Shape(8000)), Workspace.tensor(Shape(8000))]
+        let largeMemory = large.map(\.data)
+        withExtendedLifetime(large) {}
+        Workspace.settle()
+        return (smallMemory, largeMemory)
+    }
+
+    /// Planned at the end of the first pass, the small tensors live in the large ones' slots
+    /// between their uses, and the next pass replays the plan on the same memory.
+    func testAPlannedPassHoldsOnlyItsLargestOverlapAndReplays() {
+        let bytesPerLarge = withExtendedLifetime(Workspace.tensor(Shape(8000))) { Workspace.byteCount }
+        _ = smallThenLargePass()
+        XCTAssertEqual(Workspace.byteCount, 2 * bytesPerLarge, "two slots of the large size, none of the small")
+        let first = smallThenLargePass()
+        let second = smallThenLargePass()
+        XCTAssertEqual(Workspace.byteCount, 2 * bytesPerLarge, "replaying allocates no slot")
+        XCTAssertEqual(Set(first.small + first.large).count, 2, "the small tensors use the large ones' slots")
+        XCTAssertEqual(first.small, second.small)
+        XCTAssertEqual(first.large, second.large)
+    }
+
+    /// A pass that departs from the plan (it keeps the small tensors while it takes the large
+    /// ones) gets other memory, never memory a tensor still holds.
+    func testADepartingPassNeverSharesHeldMemory() {
+        _ = smallThenLargePass()
+        Workspace.rewind()
+        let held = [Workspace.tensor(Shape(1000)), Workspace.tensor(Shape(1000)), Workspace.tensor(Shape(8000)),
+                    Workspace.tensor(Shape(8000))]
+        XCTAssertEqual(Set(held.map(\.data)).count, 4, "four tensors held at once share no memory")
+        Workspace.settle()
     }
 
     /// A slot holds its tensors and at most 2^(1/8) − 1 ≈ 9% more, plus the 16 elements of
