@@ -32,7 +32,7 @@ public enum ConvolutionEngine: String, Sendable, CaseIterable {
 ///
 /// Activations enter and leave in NCHW: every call reorders its input and output, and
 /// backward reorders x again for the weight gradient. Weights are reordered on every forward
-/// and backward. On this project's 2-core AMD EPYC, ResNet-18 at batch 64 and side 96 spends
+/// and backward. On a 2-core AVX2 EPYC, ResNet-18 at batch 64 and side 96 spent
 /// about 85 ms of a 1.4 s step in reorders (`DNNL_VERBOSE=1`) and 1.2 s in convolutions. The
 /// blocked copies live within one call, in `Workspace` memory: kept per plan for the whole
 /// run, they were most of ResNet-50's peak memory.

@@ -68,7 +68,7 @@ public final class Network {
         parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
         fuseElementwiseLayers(root)
-        for var container in containers {
+        for container in containers {
             container.didFinishChildBackward = { [unowned self] child in self.childFinishedBackward(child) }
         }
     }
