@@ -28,11 +28,13 @@ final class GradientCheckTests: XCTestCase {
     }
 
     /// LeNet's second convolution: on oneDNN its weight-gradient pass reads x and dy in other
-    /// layouts (nChw8c) than the input-gradient pass (nChw16c) and the forward (nchw).
+    /// layouts (nChw8c) than the input-gradient pass (nChw16c) and the forward (nchw). One
+    /// small image: the finite differences' rounding grows with the number of outputs summed
+    /// into the loss (2×16×5×4 outputs put float64's worst error at 1.05e-6, past its 1e-6).
     func testConv2dWhoseBackwardPassesUseOtherLayouts() {
         let conv = Conv2d(6, 16, kernel: 5)
         randomize(conv, seed: 20)
-        assertGradients(conv, Inputs.uniform(Shape(2, 6, 9, 8), seed: 21))
+        assertGradients(conv, Inputs.uniform(Shape(1, 6, 7, 6), seed: 21))
     }
 
     /// The Packt chapter's convolutions: depthwise and grouped, dilated, rectangular, no bias.
