@@ -60,9 +60,10 @@ final class DNNLConvolutionPlan {
             paddingTop: w.height.padding, paddingLeft: w.width.padding, paddingBottom: w.height.padding, paddingRight: w.width.padding,
             dilationHeight: w.height.dilation, dilationWidth: w.width.dilation, groups: conv.groups, hasBias: conv.bias != nil)
         convolution = try Convolution(geometry, dataType: .f32)
-        // oneDNN's reference kernels (tiny channel counts, e.g. LeNet's 1→6) are 50× slower
-        // than im2col + OpenBLAS: leave those shapes to BLAS. A depthwise convolution whose
-        // only reference pass is the weight gradient computes that pass itself.
+        // oneDNN's reference kernels are 50× slower than im2col + OpenBLAS: leave the shapes
+        // that get one even in the layouts oneDNN prefers (`Convolution` tries those) to BLAS.
+        // A depthwise convolution whose only reference pass is the weight gradient computes
+        // that pass itself.
         let chosen = convolution.implementations
         let isReference = { (implementation: String?) in implementation?.hasPrefix("ref") ?? false }
         depthwiseWeightGradient = isReference(chosen.backwardWeights) && conv.inChannels == conv.groups
