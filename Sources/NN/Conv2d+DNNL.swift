@@ -85,7 +85,7 @@ final class DNNLConvolutionPlan {
         weightsForward = try reorder(plainWeights, convolution.forwardWeights)
 
         let backwardDestination = convolution.backwardDataDiffDestination!
-        diffDestinationIn = try reorder(plainDestination, backwardDestination)
+        diffDestinationIn = computesInputGradient ? try reorder(plainDestination, backwardDestination) : nil
         let weightsPass = depthwiseWeightGradient == nil
         weightsPassSourceIn = weightsPass ? try reorder(plainSource, convolution.backwardWeightsSource!) : nil
         weightsPassDiffDestinationIn = weightsPass ? try reorder(plainDestination, convolution.backwardWeightsDiffDestination!) : nil
