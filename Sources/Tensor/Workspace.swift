@@ -76,7 +76,7 @@ public enum Workspace {
         noteReleases()
         guard !followedTape, cursor <= tapeLimit, unplanned.isEmpty, slots.allSatisfy({ $0.holder == nil }) else { return }
         let (classes, assignment) = plan(requests[..<cursor])
-        slots = []
+        slots = []  // the old slots' memory goes before the planned slots' is allocated
         slots = classes.map { Slot(sizeClass: $0, storage: Storage(count: capacity(of: $0)), holder: nil) }
         tape = assignment
         requests.removeSubrange(cursor...)
