@@ -5,9 +5,12 @@ public final class Storage: @unchecked Sendable {
     public let count: Int
     private let owner: Storage?
 
-    /// Fresh zeroed memory for `count` floats.
+    /// Fresh zeroed memory for `count` floats, aligned to a cache line: oneDNN's kernels
+    /// store to activations with aligned non-temporal stores (Winograd's fault on anything
+    /// less), and a 64-byte vector that straddles two lines costs two loads.
     public init(count: Int) {
-        base = .allocate(capacity: max(count, 1))
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Real>.stride, alignment: Self.alignment)
+            .bindMemory(to: Real.self, capacity: max(count, 1))
         base.initialize(repeating: 0, count: max(count, 1))
         self.count = count
         owner = nil
@@ -20,6 +23,9 @@ public final class Storage: @unchecked Sendable {
         self.count = count
         owner = storage
     }
+
+    /// Bytes: one cache line, and the width of an AVX-512 vector.
+    public static let alignment = 64
 
     deinit { if owner == nil { base.deallocate() } }
 }

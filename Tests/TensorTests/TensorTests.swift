@@ -22,6 +22,16 @@ final class TensorTests: XCTestCase {
         XCTAssertFalse(a.storage === c.storage)
     }
 
+    /// oneDNN's Winograd kernels store activations with aligned non-temporal stores and
+    /// fault on less than 64 bytes; malloc gives 16 (large blocks sit 16 bytes past a page).
+    func testFreshStorageIsCacheLineAligned() {
+        for count in [1, 17, 1000, 1 << 20] {
+            let storage = Storage(count: count)
+            XCTAssertEqual(Int(bitPattern: storage.base) % Storage.alignment, 0, "\(count) floats")
+            XCTAssertEqual(Storage.alignment, 64)
+        }
+    }
+
     func testViewsShareTheirParentsMemory() {
         let parent = Storage(count: 10)
         let view = Storage(viewing: parent, offset: 4, count: 3)
