@@ -56,7 +56,7 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "CKernels"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CKernels", "DNNL"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "DNNLTests", dependencies: ["DNNL", "AllocationCounter"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensor", "HDF5", "CZlib"]),
@@ -69,6 +69,6 @@ let package = Package(
         // Replaces malloc in the test executable to count allocations during a training step.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter", linkerSettings: [.linkedLibrary("gomp")]),
         // Every case of PyTorch's golden files (Fixtures/, copied from shared/golden).
-        .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5", "Checkpoint"], exclude: ["Fixtures"]),
+        .testTarget(name: "GoldenTests", dependencies: ["Models", "Optim", "HDF5", "Checkpoint", "DNNL"], exclude: ["Fixtures"]),
     ]
 )

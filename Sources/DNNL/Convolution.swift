@@ -103,10 +103,11 @@ public struct ConvolutionGeometry: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// How oneDNN computes a convolution.
-public enum ConvolutionAlgorithm: Sendable, Hashable {
+public enum ConvolutionAlgorithm: String, Sendable, Hashable, CaseIterable {
     /// Direct (JIT) convolution: the default and what oneDNN implements for every shape.
     case direct
-    /// Winograd F(4×4, 3×3): 3×3, stride 1 only, f32 only, on AVX-512; less exact.
+    /// Winograd F(4×4, 3×3) (`WinogradF4x3`): 3×3, stride 1, undilated, ungrouped, f32, on
+    /// AVX-512, in all three passes; rounds more than direct (its transforms amplify).
     case winograd
     /// Let oneDNN pick between them.
     case auto

@@ -122,6 +122,9 @@ public enum DNNLRuntime {
     /// "unimplemented", and its f32 → bf16 reorder even drops the sign of −0.
     public static var runsBF16: Bool { OneDNN.hasAVX512Core }
 
+    /// Whether f32 Winograd convolutions run here: oneDNN 2.6 implements them on AVX-512 cores only.
+    public static var runsWinograd: Bool { OneDNN.hasAVX512Core }
+
     /// The instruction set oneDNN dispatches to, e.g. "Intel AVX-512 with ... bfloat16 support".
     public static var instructionSet: String { OneDNN.effectiveISA }
 

@@ -9,6 +9,11 @@ public enum ConvolutionEngine: String, Sendable, CaseIterable {
     /// The engine new convolutions run on; set once at start (`--engine`).
     nonisolated(unsafe) public static var current: ConvolutionEngine = isAvailable(.dnnl) ? .dnnl : .blas
 
+    /// How oneDNN computes the convolutions that Winograd F(4×4, 3×3) applies to (3×3,
+    /// stride 1, undilated, ungrouped, channels that oneDNN accepts); every other one runs
+    /// direct. Set once at start (`--conv-algorithm`); direct is the default.
+    nonisolated(unsafe) public static var algorithm: ConvolutionAlgorithm = .direct
+
     /// oneDNN computes in float32 (and bf16) only.
     public static func isAvailable(_ engine: ConvolutionEngine) -> Bool {
         engine == .blas || MemoryLayout<Real>.size == 4
@@ -17,11 +22,20 @@ public enum ConvolutionEngine: String, Sendable, CaseIterable {
     /// The engines this build can run, for tests that check each.
     public static var available: [ConvolutionEngine] { allCases.filter(isAvailable) }
 
-    /// Runs `body` on `engine`, then restores the current one.
-    public static func using<T>(_ engine: ConvolutionEngine, _ body: () throws -> T) rethrows -> T {
-        let saved = current
-        current = engine
-        defer { current = saved }
+    /// Every engine with each algorithm it runs on this CPU, for tests that check each:
+    /// direct everywhere, Winograd too on oneDNN where the CPU has AVX-512.
+    public static var configurations: [(engine: ConvolutionEngine, algorithm: ConvolutionAlgorithm)] {
+        available.flatMap { engine in
+            (engine == .dnnl && DNNLRuntime.runsWinograd ? [.direct, .winograd] : [ConvolutionAlgorithm.direct]).map { (engine, $0) }
+        }
+    }
+
+    /// Runs `body` on `engine` with `algorithm`, then restores the current ones.
+    public static func using<T>(_ engine: ConvolutionEngine, algorithm: ConvolutionAlgorithm = .direct,
+                                _ body: () throws -> T) rethrows -> T {
+        let saved = (current, self.algorithm)
+        (current, self.algorithm) = (engine, algorithm)
+        defer { (current, self.algorithm) = saved }
         return try body()
     }
 }
@@ -46,6 +60,8 @@ final class DNNLConvolutionPlan {
     private let weightsPassSourceIn, weightsPassDiffDestinationIn: Reorder?
     /// Both backward passes run and read dy in one layout: one blocked copy serves both.
     private let passesShareDiffDestination: Bool
+    /// Whether oneDNN computes this convolution by Winograd's algorithm (`ConvolutionEngine.algorithm`).
+    let runsWinograd: Bool
     /// The bias gradient, before it is added to the parameter's.
     private let diffBias: Buffer
     /// Computes the weight gradient where oneDNN has only its reference kernel for it.
@@ -59,7 +75,13 @@ final class DNNLConvolutionPlan {
             kernelHeight: w.height.kernel, kernelWidth: w.width.kernel, strideHeight: w.height.stride, strideWidth: w.width.stride,
             paddingTop: w.height.padding, paddingLeft: w.width.padding, paddingBottom: w.height.padding, paddingRight: w.width.padding,
             dilationHeight: w.height.dilation, dilationWidth: w.width.dilation, groups: conv.groups, hasBias: conv.bias != nil)
-        convolution = try Convolution(geometry, dataType: .f32)
+        let takesWinograd = w.height.kernel == 3 && w.width.kernel == 3 && w.height.stride == 1 && w.width.stride == 1
+            && w.height.dilation == 1 && w.width.dilation == 1 && conv.groups == 1
+        let algorithm = takesWinograd ? ConvolutionEngine.algorithm : .direct
+        // oneDNN refuses Winograd on channel counts its tiles do not fit (not multiples of 16).
+        convolution = try algorithm == .direct ? Convolution(geometry, dataType: .f32)
+            : (try? Convolution(geometry, dataType: .f32, algorithm: algorithm)) ?? Convolution(geometry, dataType: .f32)
+        runsWinograd = convolution.implementations.forward.hasPrefix("jit_wino")
         // oneDNN's reference kernels are 50× slower than im2col + OpenBLAS: leave the shapes
         // that get one even in the layouts oneDNN prefers (`Convolution` tries those) to BLAS.
         // A depthwise convolution whose only reference pass is the weight gradient computes

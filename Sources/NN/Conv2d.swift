@@ -1,3 +1,5 @@
+import DNNL
+
 /// 2-D convolution over NCHW input, as in PyTorch's `Conv2d`: per-axis kernel, stride, zero
 /// padding and dilation, channel groups (depthwise when groups = in = out channels), optional
 /// bias. Computed as im2col + sgemm per group (backward: sgemm for the weight gradient,
@@ -19,7 +21,7 @@ public final class Conv2d: Layer, OverwritableOutput {
     private var output: Tensor?
     /// oneDNN's plan for the last input shape; a nil plan means oneDNN has no implementation
     /// for it and the BLAS path runs.
-    private var dnnl: (shape: Shape, plan: DNNLConvolutionPlan?)?
+    private var dnnl: (shape: Shape, algorithm: ConvolutionAlgorithm, plan: DNNLConvolutionPlan?)?
 
     /// ResNet-18 training at side 96 (bench, SkylakeX kernel): 31.9 images/s one image at a
     /// time, 44.0 from 256 columns, no further gain up to 4096.
@@ -86,15 +88,19 @@ public final class Conv2d: Layer, OverwritableOutput {
     /// Whether the last forward ran on oneDNN (false: im2col and OpenBLAS).
     public var ranOnOneDNN: Bool { dnnl?.plan != nil }
 
+    /// Whether the last forward ran Winograd's algorithm (`--conv-algorithm winograd`), which rounds more.
+    public var ranWinograd: Bool { dnnl?.plan?.runsWinograd ?? false }
+
     /// The oneDNN plan for `input`, built on first use; nil on the BLAS engine or where oneDNN
     /// has no implementation.
     private func dnnlPlan(_ input: Shape) -> DNNLConvolutionPlan? {
         guard ConvolutionEngine.current == .dnnl, ConvolutionEngine.isAvailable(.dnnl) else { return nil }
-        if let dnnl, dnnl.shape == input, dnnl.plan?.computesInputGradient ?? computesInputGradient == computesInputGradient {
+        if let dnnl, dnnl.shape == input, dnnl.algorithm == ConvolutionEngine.algorithm,
+           dnnl.plan?.computesInputGradient ?? computesInputGradient == computesInputGradient {
             return dnnl.plan
         }
         let plan = try? DNNLConvolutionPlan(self, input: input, computesInputGradient: computesInputGradient)
-        dnnl = (input, plan)
+        dnnl = (input, ConvolutionEngine.algorithm, plan)
         return plan
     }
 

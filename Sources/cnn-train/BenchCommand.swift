@@ -162,16 +162,18 @@ struct BenchCommand: ParsableCommand {
         let gflops = 3 * Double(network.flopsPerImage(side: side)) * Double(batch) / perStep / 1e9
         let bytes = communicator.size > 1 ? gradients.bytesPerStep : 0
         let overlap = b > 0 ? max(0, min(1, 1 - w / b)) : 0
+        // Winograd applies to oneDNN's convolutions only.
+        let algorithm = ConvolutionEngine.current == .dnnl ? ConvolutionEngine.algorithm.rawValue : "im2col"
         if json {
             print("{\"model\":\"\(model)\",\"side\":\(side),\"batch\":\(batch),\"ranks\":\(communicator.size),\"steps\":\(timedSteps),"
-                  + "\"threads\":\(Parallel.threads),\"engine\":\"\(ConvolutionEngine.current)\",\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
+                  + "\"threads\":\(Parallel.threads),\"engine\":\"\(ConvolutionEngine.current)\",\"conv_algorithm\":\"\(algorithm)\",\"blas_core\":\"\(BLAS.coreName)\",\"seconds_per_step\":\(perStep),"
                   + "\"images_per_sec\":\(imagesPerSecond),\"gflops\":\(gflops),\"compute_sec\":\(c),\"comm_wait_sec\":\(w),"
                   + "\"update_sec\":\(u),\"comm_share\":\(w / perStep),\"bytes_per_step\":\(bytes),"
                   + "\"blocking_allreduce_sec\":\(b),\"overlap\":\(overlap),\"wait_first_bucket_sec\":\(first),"
                   + "\"wait_last_bucket_sec\":\(last),\"compute_skew_sec\":\(skew),\"peak_rss_mb\":\(peakMB)}")
         } else {
             print("\(model) side \(side) global batch \(batch) on \(communicator.size) rank(s): \(timedSteps) steps after \(warmupSteps) warm-up, "
-                  + "\(ConvolutionEngine.current) engine, OpenBLAS \(BLAS.coreName), \(Parallel.threads) thread(s) per rank")
+                  + "\(ConvolutionEngine.current) engine (\(algorithm) convolutions), OpenBLAS \(BLAS.coreName), \(Parallel.threads) thread(s) per rank")
             print(String(format: "  %.3f s/step (forward+backward %.3f, waiting for all-reduce %.3f, update %.3f)", perStep, c, w, u))
             print(String(format: "  %.1f images/s, %.1f GFLOP/s, communication %.1f%% of the step; peak resident memory %.0f MB per rank (largest)",
                          imagesPerSecond, gflops, 100 * w / perStep, peakMB))

@@ -38,6 +38,7 @@ final class Job {
             Parallel.threads = Self.threadsPerRank(localSize: communicator.localSize)
         }
         if let engine = compute.engine { ConvolutionEngine.current = engine }
+        if let algorithm = compute.convolutionAlgorithm { ConvolutionEngine.algorithm = algorithm }
     }
 
     var isRoot: Bool { communicator.isRoot }

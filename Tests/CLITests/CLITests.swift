@@ -44,7 +44,7 @@ final class CLITests: XCTestCase {
                        "--optimizer", "--schedule", "--warmup-epochs", "--side", "--augment", "--dropout", "--seed", "--no-shuffle",
                        "--limit-train", "--limit-test", "--threads", "--init-from", "--metrics", "--save", "--resume", "--checkpoint-dir",
                        "--checkpoint-every", "--keep", "--max-grad-norm", "--sync-bn", "--bucket-mb", "--grad-dtype", "--channels",
-                       "--replace-head", "--initialization", "--label-smoothing"] {
+                       "--replace-head", "--initialization", "--label-smoothing", "--engine", "--conv-algorithm"] {
             XCTAssertTrue(help.contains(option), "train --help lacks \(option)")
         }
         for command in ["train", "eval", "models", "bench", "version"] {
@@ -89,6 +89,13 @@ final class CLITests: XCTestCase {
             XCTAssertNotEqual(badClip.status, 0, clip)
             XCTAssertTrue(badClip.err.contains("--max-grad-norm must be a positive number"), badClip.err)
         }
+        // Winograd is oneDNN's, and `auto` (oneDNN's choice, per machine) is not offered.
+        let winogradOnBLAS = try run(["lenet", "--engine", "blas", "--conv-algorithm", "winograd"])
+        XCTAssertNotEqual(winogradOnBLAS.status, 0)
+        XCTAssertTrue(winogradOnBLAS.err.contains("--conv-algorithm winograd needs the dnnl engine"), winogradOnBLAS.err)
+        let auto = try run(["lenet", "--conv-algorithm", "auto"])
+        XCTAssertNotEqual(auto.status, 0)
+        XCTAssertTrue(auto.err.contains("'auto' is invalid"), auto.err)
         let hugeLR = try run(["lenet", "--lr", "1e400"])
         XCTAssertNotEqual(hugeLR.status, 0)
         XCTAssertTrue(hugeLR.err.contains("is beyond the largest"), hugeLR.err)

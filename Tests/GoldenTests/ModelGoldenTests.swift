@@ -112,14 +112,16 @@ final class ModelGoldenTests: XCTestCase {
         }
     }
 
-    /// On every convolution engine of this build: the bound holds in any summation order.
+    /// On every convolution engine of this build (the bound holds in any summation order),
+    /// and on oneDNN's Winograd (`--conv-algorithm winograd`, its own bound: `RoundingBound.convolutionSteps`).
     private func checkModel(_ name: String, file: String = "models.h5") throws {
-        for engine in ConvolutionEngine.available {
-            try ConvolutionEngine.using(engine) { try checkModel(name, file: file, engine: engine) }
+        for (engine, algorithm) in ConvolutionEngine.configurations {
+            let label = algorithm == .direct ? "\(engine)" : "\(engine), \(algorithm)"
+            try ConvolutionEngine.using(engine, algorithm: algorithm) { try checkModel(name, file: file, engine: label) }
         }
     }
 
-    private func checkModel(_ name: String, file: String, engine: ConvolutionEngine) throws {
+    private func checkModel(_ name: String, file: String, engine: String) throws {
         let g = try Golden.open(file).root.group(name)
         let channels = g.hasAttribute("channels") ? Int(try g.intAttribute("channels")) : 1
         let names = try g.dataset("param_names").readStrings()
@@ -154,7 +156,7 @@ final class ModelGoldenTests: XCTestCase {
             let perturbed = try ModelZoo.make(name, inputChannels: channels)
             perturbed.setDropout(0, granularities: Set(Dropout.Granularity.allCases))
             perturbed.parameterStorage.base.update(from: network.parameterStorage.base, count: network.parameterCount)
-            RoundingBound.perturbByRoundingSteps(perturbed, seed: seed)
+            RoundingBound.perturbByRoundingSteps(perturbed, steps: RoundingBound.parameterSteps(network), seed: seed)
             let moved = step(perturbed, x, labels)
             forwardChange = max(forwardChange, moved.forwardErrors(against: ours).map(\.error).max()!)
             for key in names where isFloat64Build && !vanishing.contains(key) {

@@ -89,7 +89,7 @@ final class PretrainedWeightsTests: XCTestCase {
                 a.runningMean.copy(from: b.runningMean)
                 a.runningVar.copy(from: b.runningVar)
             }
-            RoundingBound.perturbByRoundingSteps(perturbed, seed: seed)
+            RoundingBound.perturbByRoundingSteps(perturbed, steps: RoundingBound.parameterSteps(network), seed: seed)
             change = max(change, relativeError(perturbed.forward(x, mode: .evaluation).array, logits.map { Double($0) }))
         }
         let depth = try RoundingBound.forward(network, side: x.shape[2], batch: x.shape[0])

@@ -1,3 +1,4 @@
+import DNNL
 import NN
 
 /// The forward-error bound of a whole model in this build's precision, derived from its
@@ -45,9 +46,7 @@ enum RoundingBound {
             // The longest branch, then the sum (or product) of the two.
             return (try layer.children.map { try roundingSteps($0.layer, input).steps }.max()! + 1, output)
         case let conv as Conv2d:
-            // Each output is a dot product over in-channels × kernel, plus the bias and the
-            // weight's own rounding to this precision.
-            return (conv.inChannels / conv.groups * conv.window.taps + 2, output)
+            return (convolutionSteps(conv), output)
         case let linear as Linear:
             return (linear.inFeatures + 2, output)
         case let pool as Pool2d:
@@ -67,17 +66,31 @@ enum RoundingBound {
     }
 }
 
+extension RoundingBound {
+    /// A convolution's rounding steps. Direct: each output is a dot product over in-channels
+    /// × kernel, plus the bias and the weight's own rounding to this precision. Winograd
+    /// (`WinogradF4x3`): γ_{C+22} on its magnitude M, plus the weight's rounding, and M is up
+    /// to `uniformAmplification` (62.7) times direct's Σ|w·x| where a tile's values are of one
+    /// size (the relative terms this bound counts in).
+    static func convolutionSteps(_ conv: Conv2d) -> Int {
+        guard conv.ranWinograd else { return conv.inChannels / conv.groups * conv.window.taps + 2 }
+        let roundings = Double(conv.inChannels + WinogradF4x3.transformRoundings + 1)
+        return Int((WinogradF4x3.uniformAmplification * roundings).rounded(.up))
+    }
+}
+
 // MARK: - Conditioning
 
 extension RoundingBound {
-    /// Per parameter (by identity): the rounding steps of the layer that owns it, Kₗ — the
-    /// relative size, in units of u, of the backward error of that layer's rounding.
-    static func parameterSteps(_ network: Network) -> [ObjectIdentifier: Int] {
+    /// Per parameter key: the rounding steps of the layer that owns it, Kₗ — the relative
+    /// size, in units of u, of the backward error of that layer's rounding. Read from a
+    /// network that has run (a convolution's steps depend on the algorithm it ran).
+    static func parameterSteps(_ network: Network) -> [String: Int] {
         var steps: [ObjectIdentifier: Int] = [:]
         func visit(_ layer: any Layer) {
             let k: Int
             switch layer {
-            case let conv as Conv2d: k = conv.inChannels / conv.groups * conv.window.taps + 2
+            case let conv as Conv2d: k = convolutionSteps(conv)
             case let linear as Linear: k = linear.inFeatures + 2
             case is BatchNorm: k = 4
             default: k = 2
@@ -86,11 +99,12 @@ extension RoundingBound {
             for child in layer.children { visit(child.layer) }
         }
         visit(network.root)
-        return steps
+        return Dictionary(uniqueKeysWithValues: network.parameters.map { ($0.key, steps[ObjectIdentifier($0.parameter)]!) })
     }
 
     /// Multiplies every parameter of `network` by 1 ± √Kₗ·u (signs from `seed`), Kₗ its
-    /// layer's rounding steps: the perturbation that the layers' own rounding amounts to.
+    /// layer's rounding steps in `steps` (`parameterSteps` of the network whose rounding it
+    /// stands for): the perturbation that the layers' own rounding amounts to.
     ///
     /// A dot product of length K computed in floating point is the exact dot product of
     /// weights each perturbed by at most γ_K ≈ K·u relative (Higham, Thm. 3.1's backward
@@ -101,11 +115,10 @@ extension RoundingBound {
     /// them at these parameters — including the amplification that the depth bound leaves
     /// out (a late training-mode batch norm that normalizes a handful of values divides
     /// their rounding errors by a small σ). The caller multiplies it by λ.
-    static func perturbByRoundingSteps(_ network: Network, seed: UInt64) {
-        let steps = parameterSteps(network)
+    static func perturbByRoundingSteps(_ network: Network, steps: [String: Int], seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
-        for (_, p) in network.parameters {
-            let size = Real(Double(steps[ObjectIdentifier(p)]!).squareRoot() * unitRoundoff)
+        for (key, p) in network.parameters {
+            let size = Real(Double(steps[key]!).squareRoot() * unitRoundoff)
             for i in 0..<p.value.count {
                 p.value.data[i] *= rng.next() & 1 == 0 ? 1 + size : 1 - size
             }

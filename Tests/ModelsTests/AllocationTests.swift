@@ -93,13 +93,13 @@ final class AllocationTests: XCTestCase {
         #if DEBUG
         throw XCTSkip("allocation counts are meaningful in release builds (swift test -c release)")
         #endif
-        for engine in ConvolutionEngine.available {
+        for (engine, algorithm) in ConvolutionEngine.configurations {
             for (name, side) in [("lenet-bn", 28), ("resnet18", 32), ("googlenet", 32), ("densenet", 32), ("nin", 96),
                                  ("se-resnet18", 32), ("cifar-cnn", 32),
                                  ("resnet50", 32), ("xception", 32), ("mobilenet-v3-small", 32), ("efficientnet-b0", 32),
                                  ("efficientnet-v2-s", 32), ("inception-v3", 75)] {
-                let count = try ConvolutionEngine.using(engine) { try allocationsInSecondStep(name, side: side, batch: 2) }
-                XCTAssertEqual(count, 0, "\(name) (\(engine))")
+                let count = try ConvolutionEngine.using(engine, algorithm: algorithm) { try allocationsInSecondStep(name, side: side, batch: 2) }
+                XCTAssertEqual(count, 0, "\(name) (\(engine), \(algorithm))")
             }
         }
     }

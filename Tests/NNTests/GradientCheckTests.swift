@@ -1,3 +1,4 @@
+import DNNL
 import NN
 import XCTest
 
@@ -35,6 +36,50 @@ final class GradientCheckTests: XCTestCase {
         let conv = Conv2d(6, 16, kernel: 5)
         randomize(conv, seed: 20)
         assertGradients(conv, Inputs.uniform(Shape(1, 6, 7, 6), seed: 21))
+    }
+
+    /// `--conv-algorithm winograd`: the plan's reorders around oneDNN's Winograd passes,
+    /// whose layouts may differ from direct's (its tiles take channels in blocks of 16).
+    /// Against direct's gradients, which the finite differences above check: float32 finite
+    /// differences cannot check Winograd itself (its forward rounds ~10× more, and step 1e-2
+    /// turns that into a few percent of these gradients). Each value is held to both
+    /// algorithms' rounding bounds, γ_K on direct's Σ|terms| S (the layer run on |W|, |x|,
+    /// |dy|) and γ_{K′+23}·62.7 on it for Winograd (`WinogradF4x3`; K′ the transformed
+    /// domain's terms: channels, or images × tiles for the weight gradient).
+    func testConv2dOnWinogradMatchesDirect() throws {
+        try XCTSkipUnless(ConvolutionEngine.configurations.contains { $0.algorithm == .winograd },
+                          "Winograd runs on oneDNN in float32 builds on AVX-512 only")
+        let (n, c, h, w) = (2, 16, 6, 5)
+        let conv = Conv2d(c, c, kernel: 3, padding: 1), magnitude = Conv2d(c, c, kernel: 3, padding: 1)
+        randomize(conv, seed: 30)
+        for (p, m) in zip(conv.parameters, magnitude.parameters) { for i in 0..<p.value.count { m.value.data[i] = abs(p.value.data[i]) } }
+        let x = Inputs.uniform(Shape(n, c, h, w), seed: 31), dy = Inputs.uniform(Shape(n, c, h, w), seed: 32)
+        func absolute(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, values: t.array.map { abs($0) }) }
+
+        /// y, dx, dW and db of `layer` on `algorithm`.
+        func pass(_ layer: Conv2d, _ algorithm: ConvolutionAlgorithm, _ x: Tensor, _ dy: Tensor) -> [[Double]] {
+            ConvolutionEngine.using(.dnnl, algorithm: algorithm) {
+                for p in layer.parameters { p.grad.fill(0) }
+                let y = layer.forward(x, mode: .training).array, dx = layer.backward(x, dy).array
+                return [y, dx, layer.weight.grad.array, layer.bias!.grad.array].map { $0.map(Double.init) }
+            }
+        }
+        let winograd = pass(conv, .winograd, x, dy)
+        XCTAssertTrue(conv.ranWinograd)
+        let direct = pass(conv, .direct, x, dy)
+        XCTAssertFalse(conv.ranWinograd)
+        let sums = pass(magnitude, .direct, absolute(x), absolute(dy))
+
+        let u = Double(Real.ulpOfOne) / 2
+        func gamma(_ k: Int) -> Double { Double(k) * u / (1 - Double(k) * u) }
+        let tiles = n * ((h + 3) / 4) * ((w + 3) / 4)
+        // (direct's K, Winograd's K′) per value; the bias gradient is a plain sum in both.
+        let terms = [("y", c * 9 + 2, c), ("dx", c * 9, c), ("dW", n * h * w, tiles), ("db", n * h * w, -1)]
+        for ((what, k, kw), (a, (b, s))) in zip(terms, zip(winograd, zip(direct, sums))) {
+            let winogradRounding = kw < 0 ? gamma(k) : gamma(kw + 23) * 62.7
+            let worst = zip(zip(a, b), s).map { abs($0.0 - $0.1) / ((gamma(k) + winogradRounding) * $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1, "\(what): Winograd against direct, worst error / bound")
+        }
     }
 
     /// The Packt chapter's convolutions: depthwise and grouped, dilated, rectangular, no bias.
