@@ -52,10 +52,14 @@ final class Pool2dTests: XCTestCase {
         // Windows clipped on every side, inner windows, overlapping and disjoint ones, and a
         // plane so narrow that no window lies inside it; rows with 8 or more inner outputs
         // (the C loops take those eight at a time) at strides 1, 2 and 3.
-        for (k, s, p, h, w) in [(3, 2, 1, 11, 13), (2, 2, 0, 8, 9), (3, 1, 1, 6, 21), (5, 3, 2, 12, 17), (3, 1, 1, 3, 2),
-                                (3, 3, 0, 9, 20), (2, 1, 0, 5, 5), (3, 2, 1, 7, 48), (2, 2, 0, 4, 35), (3, 3, 1, 5, 50)] {
+        // Planes of at most 16×16 go eight at a time: 21 planes leave five to the other path.
+        for (k, s, p, h, w, planes) in [(3, 2, 1, 11, 13, 6), (2, 2, 0, 8, 9, 6), (3, 1, 1, 6, 21, 6), (5, 3, 2, 12, 17, 6),
+                                        (3, 1, 1, 3, 2, 6), (3, 3, 0, 9, 20, 6), (2, 1, 0, 5, 5, 6), (3, 2, 1, 7, 48, 6),
+                                        (2, 2, 0, 4, 35, 6), (3, 3, 1, 5, 50, 6),
+                                        (3, 1, 1, 6, 6, 21), (3, 1, 1, 3, 3, 21), (3, 2, 1, 12, 12, 21), (2, 2, 0, 16, 16, 21),
+                                        (3, 1, 1, 5, 16, 21)] {
             for kind in [Pool2d.Kind.max, .average] {
-                let x = input(Shape(2, 3, h, w), seed: UInt64(k * 100 + w))
+                let x = input(Shape(planes / 3, 3, h, w), seed: UInt64(k * 100 + w + planes))
                 let layer = Pool2d(kind, kernel: k, stride: s, padding: p)
                 let expected = reference(kind, x, k: k, s: s, p: p)
                 let y = layer.forward(x, mode: .training)
