@@ -23,6 +23,7 @@ struct VersionCommand: ParsableCommand {
         let waitPolicy = (environment["OMP_WAIT_POLICY"] ?? "the library's default")
             + (environment["GOMP_SPINCOUNT"].map { ", spin count \($0)" } ?? "")
         print("OpenMP (oneDNN \(DNNLRuntime.version) on \(DNNLRuntime.instructionSet), parallel loops, GEMMs): \(Parallel.threads) thread(s), wait policy \(waitPolicy)")
+        print("malloc: buffers from \(environment["MALLOC_MMAP_THRESHOLD_"].map { "\($0) bytes" } ?? "glibc's moving threshold") mapped, and unmapped when freed")
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         print("HDF5: \(major).\(minor).\(release)")

@@ -77,6 +77,16 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try run(["version"], environment: environment).out.contains("wait policy active\n"))
     }
 
+    /// Large buffers are mapped from a fixed size on and unmapped when freed, unless the
+    /// user chose (glibc reads the threshold only when it is loaded).
+    func testLargeBuffersGoBackWhenFreedUnlessTheUserChose() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MALLOC_MMAP_THRESHOLD_"] = nil
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("malloc: buffers from 131072 bytes mapped"))
+        environment["MALLOC_MMAP_THRESHOLD_"] = "1048576"
+        XCTAssertTrue(try run(["version"], environment: environment).out.contains("malloc: buffers from 1048576 bytes mapped"))
+    }
+
     func testBadInputEndsWithAnErrorAndNonZeroStatus() throws {
         let unknown = try run(["resnet51"])
         XCTAssertNotEqual(unknown.status, 0)
