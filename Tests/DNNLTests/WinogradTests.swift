@@ -31,7 +31,8 @@ final class WinogradTests: DNNLTestCase {
         return product(product(at, uv), transposed(at))
     }
 
-    /// rows × cols values of `plane` (an H×W plane at `offset` of `values`) from (top, left), zero outside.
+    /// rows × cols values of the H×W plane at `offset` of `values` from (top, left), zero
+    /// outside; turned by 180° when `flipped` (a kernel, for the input gradient).
     private func window(_ values: [Float], offset: Int, height: Int, width: Int,
                         top: Int, left: Int, rows: Int, cols: Int, flipped: Bool = false) -> [[Double]] {
         (0..<rows).map { i in

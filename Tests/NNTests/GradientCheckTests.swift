@@ -44,7 +44,7 @@ final class GradientCheckTests: XCTestCase {
     /// differences cannot check Winograd itself (its forward rounds ~10× more, and step 1e-2
     /// turns that into a few percent of these gradients). Each value is held to both
     /// algorithms' rounding bounds, γ_K on direct's Σ|terms| S (the layer run on |W|, |x|,
-    /// |dy|) and γ_{K′+23}·62.7 on it for Winograd (`WinogradF4x3`; K′ the transformed
+    /// |dy|) and γ_{K′+22}·62.7 on it for Winograd (`WinogradF4x3`; K′ the transformed
     /// domain's terms: channels, or images × tiles for the weight gradient).
     func testConv2dOnWinogradMatchesDirect() throws {
         try XCTSkipUnless(ConvolutionEngine.configurations.contains { $0.algorithm == .winograd },
@@ -76,7 +76,7 @@ final class GradientCheckTests: XCTestCase {
         // (direct's K, Winograd's K′) per value; the bias gradient is a plain sum in both.
         let terms = [("y", c * 9 + 2, c), ("dx", c * 9, c), ("dW", n * h * w, tiles), ("db", n * h * w, -1)]
         for ((what, k, kw), (a, (b, s))) in zip(terms, zip(winograd, zip(direct, sums))) {
-            let winogradRounding = kw < 0 ? gamma(k) : gamma(kw + 23) * 62.7
+            let winogradRounding = kw < 0 ? gamma(k) : gamma(kw + WinogradF4x3.transformRoundings) * WinogradF4x3.uniformAmplification
             let worst = zip(zip(a, b), s).map { abs($0.0 - $0.1) / ((gamma(k) + winogradRounding) * $1) }.max()!
             XCTAssertLessThanOrEqual(worst, 1, "\(what): Winograd against direct, worst error / bound")
         }
