@@ -19,8 +19,8 @@ public final class Conv2d: Layer, OverwritableOutput {
     public var computesInputGradient = true
 
     private var output: Tensor?
-    /// oneDNN's plan for the last input shape; a nil plan means oneDNN has no implementation
-    /// for it and the BLAS path runs.
+    /// oneDNN's plan for the last input shape and algorithm; a nil plan means oneDNN has no
+    /// implementation for it and the BLAS path runs.
     private var dnnl: (shape: Shape, algorithm: ConvolutionAlgorithm, plan: DNNLConvolutionPlan?)?
 
     /// ResNet-18 training at side 96 (bench, SkylakeX kernel): 31.9 images/s one image at a
