@@ -61,7 +61,7 @@ final class GradientCheckTests: XCTestCase {
             ConvolutionEngine.using(.dnnl, algorithm: algorithm) {
                 for p in layer.parameters { p.grad.fill(0) }
                 let y = layer.forward(x, mode: .training).array, dx = layer.backward(x, dy).array
-                return [y, dx, layer.weight.grad.array, layer.bias!.grad.array].map { $0.map(Double.init) }
+                return [y, dx, layer.weight.grad.array, layer.bias!.grad.array].map { $0.map { Double($0) } }
             }
         }
         let winograd = pass(conv, .winograd, x, dy)
