@@ -103,7 +103,7 @@ public struct ConvolutionGeometry: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// How oneDNN computes a convolution.
-public enum ConvolutionAlgorithm: String, Sendable, Hashable, CaseIterable {
+public enum ConvolutionAlgorithm: String, Sendable, Hashable {
     /// Direct (JIT) convolution: the default and what oneDNN implements for every shape.
     case direct
     /// Winograd F(4×4, 3×3) (`WinogradF4x3`): 3×3, stride 1, undilated, ungrouped, f32, on

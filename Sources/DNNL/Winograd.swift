@@ -12,7 +12,7 @@
 /// matrices computed in floating point is within γ_k of the exact one relative to the
 /// product of their absolute values, k the roundings each term goes through): every output
 /// is within γ_k·M of the exact one, M the same computation on absolute values with the
-/// absolute matrices (`magnitude`), k the roundings on a term's way:
+/// absolute matrices, k the roundings on a term's way:
 /// - input transform: 2 per dimension (two chained FMAs), 4;
 /// - filter transform: 4 per dimension (three operations, and G's entries, such as
 ///   256/225, are rounded to float32), 8;
@@ -75,7 +75,7 @@ public enum WinogradF4x3 {
 
     /// max over a tile's 16 outputs of M / Σ|w·x| when every |w| and |x| is 1: how much
     /// larger than direct's magnitude Winograd's is where a tile's values are of one size.
-    public static var uniformAmplification: Double {
+    public static let uniformAmplification: Double = {
         let b = inputTransform.map { $0.map(abs) }, g = filterTransform.map { $0.map(abs) }
         let a = outputTransform.map { $0.map(abs) }
         // (|G|·1·|G|ᵀ) ⊙ (|Bᵀ|·1·|B|) is a product of row sums, and so is the output's.
@@ -91,5 +91,5 @@ public enum WinogradF4x3 {
             }
         }
         return largest
-    }
+    }()
 }

@@ -73,8 +73,7 @@ final class WinogradTests: DNNLTestCase {
         let (c, o, h, wd, oh, ow) = (g.inputChannels, g.outputChannels, g.height, g.width, g.outputHeight, g.outputWidth)
         let t = WinogradF4x3.tile, alpha = WinogradF4x3.transformedTile
         let f = WinogradF4x3.filterTransform, a = WinogradF4x3.outputTransform
-        let u = Double(Float.ulpOfOne) / 2
-        func gamma(_ k: Int) -> Double { Double(k) * u / (1 - Double(k) * u) }
+        func gamma(_ k: Int) -> Double { Double(k) * f32Roundoff / (1 - Double(k) * f32Roundoff) }
 
         let convolution = try Convolution(g, dataType: .f32, algorithm: .winograd)
         let chosen = convolution.implementations

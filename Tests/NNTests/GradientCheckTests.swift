@@ -72,7 +72,7 @@ final class GradientCheckTests: XCTestCase {
 
         let u = Double(Real.ulpOfOne) / 2
         func gamma(_ k: Int) -> Double { Double(k) * u / (1 - Double(k) * u) }
-        let tiles = n * ((h + 3) / 4) * ((w + 3) / 4)
+        let t = WinogradF4x3.tile, tiles = n * ((h + t - 1) / t) * ((w + t - 1) / t)
         // (direct's K, Winograd's K′) per value; the bias gradient is a plain sum in both.
         let terms = [("y", c * 9 + 2, c), ("dx", c * 9, c), ("dW", n * h * w, tiles), ("db", n * h * w, -1)]
         for ((what, k, kw), (a, (b, s))) in zip(terms, zip(winograd, zip(direct, sums))) {
