@@ -176,3 +176,81 @@ BOTH_TARGETS void cnn_average_pool_f32(const struct cnn_pool_shape *s, const flo
             for (; ox < s->out_width; ox++) y[row + ox] = sum_at(s, x, oy, ox) / divisor;
         }
 }
+
+/* Channel-blocked planes: pixel i of a plane holds `block` channels at x[i·block …], so each
+   output compares or adds whole vectors of channels, in its window's order (as above).
+   Inlined with the block as a constant (8 or 16), so that the accumulators are registers. */
+enum { max_vectors = 2 };
+
+INLINE void blocked_max_pool(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes,
+                             const long block) {
+    const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += out_plane)
+        for (long oy = 0; oy < s->out_height; oy++) {
+            long ys, ye;
+            window_span(s, oy, s->height, &ys, &ye);
+            for (long ox = 0; ox < s->out_width; ox++) {
+                long xs, xe;
+                window_span(s, ox, s->width, &xs, &xe);
+                f8 best[max_vectors];
+                i8 winner[max_vectors];
+                for (long k = 0; k < vectors; k++) {
+                    best[k] = (f8){0} - __builtin_inff();
+                    winner[k] = (i8){0} + (int32_t)(ys * s->width + xs);
+                }
+                for (long iy = ys; iy < ye; iy++)
+                    for (long ix = xs; ix < xe; ix++) {
+                        const int32_t pixel = (int32_t)(iy * s->width + ix);
+                        for (long k = 0; k < vectors; k++) {
+                            f8 v;
+                            memcpy(&v, x + pixel * block + 8 * k, sizeof v);
+                            i8 take = (v > best[k]) | (v != v);
+                            best[k] = (f8)(((i8)v & take) | ((i8)best[k] & ~take));
+                            winner[k] = (((i8){0} + pixel) & take) | (winner[k] & ~take);
+                        }
+                    }
+                long o = (oy * s->out_width + ox) * block;
+                for (long k = 0; k < vectors; k++) {
+                    memcpy(y + o + 8 * k, &best[k], sizeof best[k]);
+                    memcpy(argmax + o + 8 * k, &winner[k], sizeof winner[k]);
+                }
+            }
+        }
+}
+
+BOTH_TARGETS void cnn_blocked_max_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax,
+                                           long planes, long block) {
+    if (block == 16) blocked_max_pool(s, x, y, argmax, planes, 16);
+    else blocked_max_pool(s, x, y, argmax, planes, 8);
+}
+
+INLINE void blocked_average_pool(const struct cnn_pool_shape *s, const float *x, float *y, long planes, const long block) {
+    const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
+    const float divisor = (float)(s->kernel * s->kernel);
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane)
+        for (long oy = 0; oy < s->out_height; oy++) {
+            long ys, ye;
+            window_span(s, oy, s->height, &ys, &ye);
+            for (long ox = 0; ox < s->out_width; ox++) {
+                long xs, xe;
+                window_span(s, ox, s->width, &xs, &xe);
+                f8 sum[max_vectors] = {{0}};
+                for (long iy = ys; iy < ye; iy++)
+                    for (long ix = xs; ix < xe; ix++)
+                        for (long k = 0; k < vectors; k++) {
+                            f8 v;
+                            memcpy(&v, x + (iy * s->width + ix) * block + 8 * k, sizeof v);
+                            sum[k] += v;
+                        }
+                for (long k = 0; k < vectors; k++) {
+                    f8 mean = sum[k] / divisor;
+                    memcpy(y + (oy * s->out_width + ox) * block + 8 * k, &mean, sizeof mean);
+                }
+            }
+        }
+}
+
+BOTH_TARGETS void cnn_blocked_average_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, long planes, long block) {
+    if (block == 16) blocked_average_pool(s, x, y, planes, 16);
+    else blocked_average_pool(s, x, y, planes, 8);
+}

@@ -27,9 +27,12 @@ public final class Activation: Layer {
     public func outputShape(for input: Shape) throws -> Shape { input }
     public func flops(for input: Shape) -> Int { input.count }
 
+    /// Elementwise: any layout, kept.
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
+
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         if isFusedIntoBatchNorm { return input }
-        let y = writesInPlace ? input : Tensor.reuse(&output, shape: input.shape)
+        let y = writesInPlace ? input : Tensor.reuse(&output, shape: input.shape, layout: input.layout)
         let pass = Elementwise(kind: kind, x: input.data, y: y.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
         return y
@@ -40,7 +43,7 @@ public final class Activation: Layer {
     /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         if isFusedIntoBatchNorm { return gradOutput }
-        let dx = Workspace.tensor(input.shape)
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
         let pass = Elementwise(kind: kind, x: input.data, y: output?.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }
         return dx

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Sums batch norm needs from the whole global batch. Handed to `BatchNorm` by the layer
 /// above NN that knows about other processes (synchronized batch norm); NN itself never
 /// talks to them.
@@ -28,6 +30,9 @@ public final class BatchNorm: Layer {
     private let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
     /// Scratch for per-channel sums; two slots per channel plus the element count.
     private let sums: UnsafeMutableBufferPointer<Double>
+    /// Per channel, for channel-blocked data: the scale and shift of the normalization, and
+    /// the two means of the input gradient.
+    private let laneConstants: UnsafeMutablePointer<Real>
     private var lastMode = Mode.training
 
     public var buffers: [Buffer] {
@@ -48,12 +53,14 @@ public final class BatchNorm: Layer {
         mean = .allocate(capacity: channels)
         invStd = .allocate(capacity: channels)
         sums = .allocate(capacity: 2 * channels + 1)
+        laneConstants = .allocate(capacity: 4 * channels)
     }
 
     deinit {
         mean.deallocate()
         invStd.deallocate()
         sums.deallocate()
+        laneConstants.deallocate()
     }
 
     public var summary: String { "BatchNorm(\(channels))" }
@@ -68,17 +75,22 @@ public final class BatchNorm: Layer {
 
     public func flops(for input: Shape) -> Int { 2 * input.count }
 
+    /// NCHW, and in the float32 build oneDNN's channel blocks (`Sources/CKernels/batchnorm.c`).
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
+        layout == .nchw || (shape.rank == 4 && MemoryLayout<Real>.size == 4)
+    }
+
     /// Elements per channel per example (H·W, or 1 for [N, C]).
     private func area(_ shape: Shape) -> Int { shape.rank == 4 ? shape[2] * shape[3] : 1 }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let n = input.shape[0], area = area(input.shape)
-        let y = Tensor.reuse(&output, shape: input.shape)
+        let y = Tensor.reuse(&output, shape: input.shape, layout: input.layout)
         lastMode = mode
-        let pass = Pass(self, n: n, area: area, x: input.data, y: y.data)
+        let pass = Pass(self, n: n, area: area, block: input.layout.block, x: input.data, y: y.data)
         if mode == .training {
             // Σx and Σx² per channel, then (for sync BN) over every replica.
-            Parallel.forEach(channels, grain: Parallel.grain(work: n * area), pass) { Parallel.arguments($0, as: Pass.self).sumInputs($1..<$2) }
+            pass.forEachChannel(work: n * area, .sumInputs)
             sums[2 * channels] = Double(n * area)
             reducer?.sumAcrossReplicas(sums)
             let count = sums[2 * channels]
@@ -99,7 +111,7 @@ public final class BatchNorm: Layer {
                 invStd[c] = Real(1 / (Double(runningVar.data[c]) + Double(eps)).squareRoot())
             }
         }
-        Parallel.forEach(n * channels, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: Pass.self).normalize($1..<$2) }
+        pass.forEachPlane(.normalize)
         return y
     }
 
@@ -107,39 +119,98 @@ public final class BatchNorm: Layer {
     /// Evaluation: the statistics are constants, dx = γ/σ · dy.
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = input.shape[0], area = area(input.shape)
-        let dx = Workspace.tensor(input.shape)
-        let pass = Pass(self, n: n, area: area, x: input.data, y: output!.data, dy: gradOutput.data, dx: dx.data)
-        Parallel.forEach(channels, grain: Parallel.grain(work: 2 * n * area), pass) { Parallel.arguments($0, as: Pass.self).sumGradients($1..<$2) }
+        precondition(gradOutput.layout == input.layout, "BatchNorm: gradient in \(gradOutput.layout), input in \(input.layout)")
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
+        let pass = Pass(self, n: n, area: area, block: input.layout.block, x: input.data, y: output!.data,
+                        dy: gradOutput.data, dx: dx.data)
+        pass.forEachChannel(work: 2 * n * area, .sumGradients)
         if lastMode == .training {
             sums[2 * channels] = Double(n * area)
             reducer?.sumAcrossReplicas(sums)
         }
-        Parallel.forEach(n * channels, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: Pass.self).inputGradient($1..<$2) }
+        pass.forEachPlane(.inputGradient)
         return dx
     }
 
-    /// One pass of batch norm over [N, C, area] data, split over channels (the sums) or over
-    /// planes (example, channel) for the elementwise parts. Every element's arithmetic is
-    /// the same on any split.
+    /// One pass of batch norm over [N, C, area] data, or over channel blocks of `block`
+    /// channels ([N, C/block, area, block]), split over channels or channel blocks (the sums)
+    /// or over planes (example, channel or channel block) for the elementwise parts. Every
+    /// element's arithmetic is the same on any split.
     private struct Pass {
-        let n: Int, channels: Int, area: Int, training: Bool, relu: Bool
+        let n: Int, channels: Int, area: Int, block: Int, training: Bool, relu: Bool
         let gamma: UnsafeMutablePointer<Real>, beta: UnsafeMutablePointer<Real>
         let dGamma: UnsafeMutablePointer<Real>, dBeta: UnsafeMutablePointer<Real>
         let mean: UnsafeMutablePointer<Real>, invStd: UnsafeMutablePointer<Real>
         let sums: UnsafeMutableBufferPointer<Double>
+        /// Per channel: scale, shift, mean(dy) and mean(dy·x̂), C apart (channel blocks only).
+        let laneConstants: UnsafeMutablePointer<Real>
         let x: UnsafeMutablePointer<Real>
         var y: UnsafeMutablePointer<Real>? = nil, dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil
 
-        init(_ layer: BatchNorm, n: Int, area: Int, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>? = nil,
+        init(_ layer: BatchNorm, n: Int, area: Int, block: Int, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>? = nil,
              dy: UnsafeMutablePointer<Real>? = nil, dx: UnsafeMutablePointer<Real>? = nil) {
-            (self.n, channels, self.area, training, relu) = (n, layer.channels, area, layer.lastMode == .training, layer.fusedReLU)
+            (self.n, channels, self.area, self.block) = (n, layer.channels, area, block)
+            (training, relu) = (layer.lastMode == .training, layer.fusedReLU)
             (gamma, beta, dGamma, dBeta) = (layer.weight.value.data, layer.bias.value.data, layer.weight.grad.data, layer.bias.grad.data)
-            (mean, invStd, sums) = (layer.mean, layer.invStd, layer.sums)
+            (mean, invStd, sums, laneConstants) = (layer.mean, layer.invStd, layer.sums, layer.laneConstants)
             (self.x, self.y, self.dy, self.dx) = (x, y, dy, dx)
+        }
+
+        private var isBlocked: Bool { block > 1 }
+
+        enum Step { case sumInputs, normalize, sumGradients, inputGradient }
+        private var step = Step.sumInputs
+
+        /// Runs a step over channels (NCHW) or channel blocks, on every thread.
+        func forEachChannel(work: Int, _ step: Step) {
+            var pass = self
+            pass.step = step
+            Parallel.forEach(channels / block, grain: Parallel.grain(work: work * block), pass) { Parallel.arguments($0, as: Pass.self).run($1..<$2) }
+        }
+
+        /// Runs a step over planes, (example, channel) or (example, channel block), on every thread.
+        func forEachPlane(_ step: Step) {
+            if isBlocked { prepareLaneConstants() }
+            var pass = self
+            pass.step = step
+            Parallel.forEach(n * channels / block, grain: Parallel.grain(work: area * block), pass) { Parallel.arguments($0, as: Pass.self).run($1..<$2) }
+        }
+
+        private func run(_ range: Range<Int>) {
+            switch step {
+            case .sumInputs: sumInputs(range)
+            case .normalize: normalize(range)
+            case .sumGradients: sumGradients(range)
+            case .inputGradient: inputGradient(range)
+            }
+        }
+
+        /// The per-channel constants of the channel-blocked elementwise passes, computed as the
+        /// NCHW loops compute them per plane.
+        private func prepareLaneConstants() {
+            let scale = laneConstants, shift = laneConstants + channels
+            let meanDy = laneConstants + 2 * channels, meanDyXhat = laneConstants + 3 * channels
+            let count = sums[2 * channels]
+            for c in 0..<channels {
+                scale[c] = gamma[c] * invStd[c]
+                shift[c] = beta[c] - mean[c] * scale[c]
+                meanDy[c] = Real(sums[c] / count)
+                meanDyXhat[c] = Real(sums[channels + c] / count)
+            }
         }
 
         /// Σx and Σx² of each channel into sums[c] and sums[C + c].
         func sumInputs(_ range: Range<Int>) {
+            #if !CNN_FLOAT64
+            if isBlocked {
+                let blocks = channels / block
+                for b in range {
+                    cnn_blocked_sum_and_squares_f32(x + b * area * block, n, blocks * area * block, area, block,
+                                                    sums.baseAddress! + b * block, sums.baseAddress! + channels + b * block)
+                }
+                return
+            }
+            #endif
             for c in range {
                 var s: Double = 0, sq: Double = 0
                 for i in 0..<n {
@@ -154,6 +225,17 @@ public final class BatchNorm: Layer {
         /// y = γ·(x − μ)/σ + β, plane by plane (then max(y, 0) with a fused ReLU).
         func normalize(_ planes: Range<Int>) {
             let y = y!
+            #if !CNN_FLOAT64
+            if isBlocked {
+                let blocks = channels / block
+                for p in planes {
+                    let lanes = p % blocks * block, at = p * area * block
+                    cnn_blocked_normalize_f32(x + at, y + at, area, block, laneConstants + lanes,
+                                              laneConstants + channels + lanes, relu ? 1 : 0)
+                }
+                return
+            }
+            #endif
             for p in planes {
                 let c = p % channels, x = x + p * area, out = y + p * area
                 let scale = gamma[c] * invStd[c], shift = beta[c] - mean[c] * scale
@@ -177,6 +259,22 @@ public final class BatchNorm: Layer {
         /// in sums[c] and sums[C + c] for the input gradient.
         func sumGradients(_ range: Range<Int>) {
             let dy = dy!, y = y!
+            #if !CNN_FLOAT64
+            if isBlocked {
+                let blocks = channels / block
+                for b in range {
+                    let at = b * area * block, lanes = b * block
+                    cnn_blocked_gradient_sums_f32(dy + at, relu ? y + at : nil, x + at, n, blocks * area * block, area, block,
+                                                  mean + lanes, invStd + lanes, sums.baseAddress! + lanes,
+                                                  sums.baseAddress! + channels + lanes)
+                    for c in lanes..<lanes + block {
+                        dGamma[c] += Real(sums[channels + c])
+                        dBeta[c] += Real(sums[c])
+                    }
+                }
+                return
+            }
+            #endif
             for c in range {
                 var sumDy: Double = 0, sumDyXhat: Double = 0
                 let mu = mean[c], inv = invStd[c]
@@ -196,6 +294,19 @@ public final class BatchNorm: Layer {
         /// (global) batch's sums; evaluation: dx = γ/σ · dy.
         func inputGradient(_ planes: Range<Int>) {
             let dy = dy!, dx = dx!, y = y!
+            #if !CNN_FLOAT64
+            if isBlocked {
+                let blocks = channels / block
+                for p in planes {
+                    let lanes = p % blocks * block, at = p * area * block
+                    cnn_blocked_input_gradient_f32(dy + at, relu ? y + at : nil, x + at, dx + at, area, block, laneConstants + lanes,
+                                                   mean + lanes, invStd + lanes,
+                                                   training ? laneConstants + 2 * channels + lanes : nil,
+                                                   laneConstants + 3 * channels + lanes)
+                }
+                return
+            }
+            #endif
             for p in planes {
                 let c = p % channels, dy = dy + p * area, g = dx + p * area, y = y + p * area
                 let scale = gamma[c] * invStd[c]

@@ -1,3 +1,5 @@
+import CKernels
+
 // MARK: - Sequential
 
 /// Children applied one after another.
@@ -5,11 +7,13 @@ public final class Sequential: Container {
     public let children: [Child]
     /// Each child's last output: the inputs of the next child's backward.
     private var outputs: [Tensor?]
+    private var bridges: [InputLayoutBridge]
     public var didFinishChildBackward: ((any Layer) -> Void)?
 
     public init(_ children: [Child]) {
         self.children = children
         outputs = Array(repeating: nil, count: children.count)
+        bridges = Array(repeating: InputLayoutBridge(), count: children.count)
     }
 
     /// Unnamed children, for paths that carry no parameters of their own.
@@ -31,10 +35,13 @@ public final class Sequential: Container {
         return total
     }
 
+    /// Any layout: each child gets one it reads.
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
+
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         var x = input
         for i in children.indices {
-            x = children[i].layer.forward(x, mode: mode)
+            x = bridges[i].forward(children[i].layer, x, mode: mode)
             outputs[i] = x
         }
         return x
@@ -43,7 +50,7 @@ public final class Sequential: Container {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         var g = gradOutput
         for i in children.indices.reversed() {
-            g = children[i].layer.backward(i == 0 ? input : outputs[i - 1]!, g)
+            g = bridges[i].backward(children[i].layer, i == 0 ? input : outputs[i - 1]!, g)
             didFinishChildBackward?(children[i].layer)
         }
         return g
@@ -58,12 +65,20 @@ public final class Concat: Container, OverwritableOutput {
     public let children: [Child]
     public var didFinishChildBackward: ((any Layer) -> Void)?
     private var output: Tensor?
-    /// Per branch: its last output.
+    /// Per branch: its last output, in the layout of the concatenation.
     private var branchOutputs: [Tensor?]
+    /// Per branch: the layout it produced, and its output converted where that differs from
+    /// the concatenation's.
+    private var branchLayouts: [ActivationLayout]
+    private var convertedOutputs: [Tensor?]
+    private var bridges: [InputLayoutBridge]
 
     public init(_ branches: [Child]) {
         children = branches
         branchOutputs = Array(repeating: nil, count: branches.count)
+        branchLayouts = Array(repeating: .nchw, count: branches.count)
+        convertedOutputs = Array(repeating: nil, count: branches.count)
+        bridges = Array(repeating: InputLayoutBridge(), count: branches.count)
     }
 
     public convenience init(_ branches: [any Layer]) { self.init(branches.map { Child(nil, $0) }) }
@@ -88,17 +103,29 @@ public final class Concat: Container, OverwritableOutput {
 
     public func flops(for input: Shape) -> Int { children.reduce(0) { $0 + $1.layer.flops(for: input) } }
 
-    // Each branch: (N, C_b, H, W) -> output (N, ΣC_b, H, W)
+    /// Any layout: each branch gets one it reads.
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
+
+    // Each branch: (N, C_b, H, W) -> output (N, ΣC_b, H, W). In NCHW and in channel blocks
+    // alike, an example's channels of one branch are one contiguous run: the concatenation
+    // copies runs. Branches that agree on a layout keep it; otherwise all go to NCHW.
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         var channels = 0
         for b in children.indices {
-            let y = children[b].layer.forward(input, mode: mode)
+            let y = bridges[b].forward(children[b].layer, input, mode: mode)
             channels += y.shape[1]
             branchOutputs[b] = y
+            branchLayouts[b] = y.layout
+        }
+        let layout = branchLayouts.allSatisfy({ $0 == branchLayouts[0] }) ? branchLayouts[0] : .nchw
+        for b in children.indices where branchLayouts[b] != layout {
+            let converted = Tensor.reuse(&convertedOutputs[b], shape: branchOutputs[b]!.shape)
+            LayoutConversion.convert(branchOutputs[b]!, into: converted)
+            branchOutputs[b] = converted
         }
         let first = branchOutputs[0]!.shape
         let n = input.shape[0], area = first[2] * first[3]
-        let out = Tensor.reuse(&output, shape: Shape(n, channels, first[2], first[3]))
+        let out = Tensor.reuse(&output, shape: Shape(n, channels, first[2], first[3]), layout: layout)
         for i in 0..<n {
             var offset = 0
             for b in children.indices {
@@ -113,18 +140,23 @@ public final class Concat: Container, OverwritableOutput {
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let n = gradOutput.shape[0], channels = gradOutput.shape[1], area = gradOutput.shape[2] * gradOutput.shape[3]
-        let dx = Workspace.tensor(input.shape)
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
         var offset = 0
         for b in children.indices {
-            // The branch's slice of the output gradient, made contiguous.
+            // The branch's slice of the output gradient, made contiguous, in the layout the branch produced.
             let branchShape = branchOutputs[b]!.shape
-            let g = Workspace.tensor(branchShape)
+            var g = Workspace.tensor(branchShape, layout: gradOutput.layout)
             let block = branchShape[1] * area
             for i in 0..<n {
                 (g.data + i * block).update(from: gradOutput.data + i * channels * area + offset, count: block)
             }
             offset += block
-            let gx = children[b].layer.backward(input, g)
+            if branchLayouts[b] != g.layout {
+                let converted = Workspace.tensor(branchShape, layout: branchLayouts[b])
+                LayoutConversion.convert(g, into: converted)
+                g = converted
+            }
+            let gx = bridges[b].backward(children[b].layer, input, g)
             didFinishChildBackward?(children[b].layer)
             if b == 0 { dx.copy(from: gx) } else { BLAS.axpy(dx.count, alpha: 1, x: gx.data, y: dx.data) }
         }
@@ -141,6 +173,11 @@ public final class Residual: Container, OverwritableOutput {
     public var didFinishChildBackward: ((any Layer) -> Void)?
     private let body: any Layer, shortcut: (any Layer)?
     private var output: Tensor?
+    private var bodyBridge = InputLayoutBridge(), shortcutBridge = InputLayoutBridge()
+    /// The shortcut's output in the body's layout, where the two differ; the layout the
+    /// shortcut produced.
+    private var convertedSide: Tensor?
+    private var sideLayout = ActivationLayout.nchw
 
     /// `body` adds no name to its parameters' keys; `shortcut` is named as given.
     public init(body: any Layer, shortcut: Child? = nil) {
@@ -164,26 +201,40 @@ public final class Residual: Container, OverwritableOutput {
         body.flops(for: input) + (shortcut?.flops(for: input) ?? 0) + input.count
     }
 
+    /// Any layout: each branch gets one it reads; the sum is in the body's.
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
+
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        let main = body.forward(input, mode: mode)
-        let side = shortcut?.forward(input, mode: mode) ?? input
-        let y = Tensor.reuse(&output, shape: main.shape)
+        let main = bodyBridge.forward(body, input, mode: mode)
+        var side = shortcut.map { shortcutBridge.forward($0, input, mode: mode) } ?? input
+        sideLayout = side.layout
+        if side.layout != main.layout {
+            let converted = Tensor.reuse(&convertedSide, shape: side.shape, layout: main.layout)
+            LayoutConversion.convert(side, into: converted)
+            side = converted
+        }
+        let y = Tensor.reuse(&output, shape: main.shape, layout: main.layout)
         let sum = ElementwiseSum(a: main.data, b: side.data, sum: y.data)
         Parallel.forEach(y.count, grain: Parallel.grain(work: 1), sum) { Parallel.arguments($0, as: ElementwiseSum.self)($1..<$2) }
         return y
     }
 
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        let main = body.backward(input, gradOutput)
+        let main = bodyBridge.backward(body, input, gradOutput)
         didFinishChildBackward?(body)
+        var sideGradOutput = gradOutput
+        if sideLayout != gradOutput.layout {
+            sideGradOutput = Workspace.tensor(gradOutput.shape, layout: sideLayout)
+            LayoutConversion.convert(gradOutput, into: sideGradOutput)
+        }
         let side: Tensor
         if let shortcut {
-            side = shortcut.backward(input, gradOutput)
+            side = shortcutBridge.backward(shortcut, input, sideGradOutput)
             didFinishChildBackward?(shortcut)
         } else {
-            side = gradOutput
+            side = sideGradOutput
         }
-        let dx = Workspace.tensor(input.shape)
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
         let sum = ElementwiseSum(a: main.data, b: side.data, sum: dx.data)
         Parallel.forEach(dx.count, grain: Parallel.grain(work: 1), sum) { Parallel.arguments($0, as: ElementwiseSum.self)($1..<$2) }
         return dx
@@ -198,6 +249,7 @@ public final class Identity: Layer {
     public var summary: String { "Identity" }
     public func outputShape(for input: Shape) throws -> Shape { input }
     public func flops(for input: Shape) -> Int { 0 }
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
     public func forward(_ input: Tensor, mode: Mode) -> Tensor { input }
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor { gradOutput }
 }
@@ -224,8 +276,10 @@ public final class ChannelScale: Container, OverwritableOutput {
     public var didFinishChildBackward: ((any Layer) -> Void)?
     private let gate: any Layer
     private var output: Tensor?, gradScale: Tensor?
-    /// The gate's output of the last forward (its own buffer, valid until its next forward).
-    private var scale: Tensor?
+    /// The gate's output of the last forward (its own buffer, valid until its next forward),
+    /// in NCHW; the layout the gate produced it in.
+    private var scale: Tensor?, plainScale: Tensor?
+    private var gateLayout = ActivationLayout.nchw
 
     public init(gate: any Layer) {
         self.gate = gate
@@ -245,44 +299,71 @@ public final class ChannelScale: Container, OverwritableOutput {
 
     public func flops(for input: Shape) -> Int { gate.flops(for: input) + input.count }
 
-    // x: (N, C, H, W), gate(x): (N, C, 1, 1) -> y: (N, C, H, W)
+    /// NCHW, and in the float32 build channel blocks (the gate gets the same input).
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
+        layout == .nchw || MemoryLayout<Real>.size == 4
+    }
+
+    // x: (N, C, H, W), gate(x): (N, C, 1, 1) -> y: (N, C, H, W), in the input's layout
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        let scale = gate.forward(input, mode: mode)
+        var scale = gate.forward(input, mode: mode)
+        gateLayout = scale.layout
+        if scale.layout != .nchw {
+            let plain = Tensor.reuse(&plainScale, shape: scale.shape)
+            LayoutConversion.convert(scale, into: plain)
+            scale = plain
+        }
         self.scale = scale
-        let y = Tensor.reuse(&output, shape: input.shape)
-        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
-        let pass = PlaneScaling(area: area, scale: scale.data, x: input.data, y: y.data)
-        Parallel.forEach(planes, grain: Parallel.grain(work: area), pass) { Parallel.arguments($0, as: PlaneScaling.self).scale($1..<$2) }
+        let y = Tensor.reuse(&output, shape: input.shape, layout: input.layout)
+        let pass = PlaneScaling(input, scale: scale.data, x: input.data, y: y.data)
+        Parallel.forEach(pass.planes, grain: pass.grain, pass) { Parallel.arguments($0, as: PlaneScaling.self).scale($1..<$2) }
         return y
     }
 
     /// dx = dy ⊙ s + gate's backward of ds, where ds = Σ_HW dy ⊙ x.
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
         let ds = Tensor.reuse(&gradScale, shape: Shape(input.shape[0], input.shape[1], 1, 1))
-        let grain = Parallel.grain(work: area)
-        let sums = PlaneScaling(area: area, scale: ds.data, x: input.data, y: gradOutput.data)
-        Parallel.forEach(planes, grain: grain, sums) { Parallel.arguments($0, as: PlaneScaling.self).sumProducts($1..<$2) }
-        let gateGradient = gate.backward(input, ds)
+        let sums = PlaneScaling(input, scale: ds.data, x: input.data, y: gradOutput.data)
+        Parallel.forEach(sums.planes, grain: sums.grain, sums) { Parallel.arguments($0, as: PlaneScaling.self).sumProducts($1..<$2) }
+        var gateGradOutput = ds
+        if gateLayout != .nchw {
+            gateGradOutput = Workspace.tensor(ds.shape, layout: gateLayout)
+            LayoutConversion.convert(ds, into: gateGradOutput)
+        }
+        let gateGradient = gate.backward(input, gateGradOutput)
         didFinishChildBackward?(gate)
-        let dx = Workspace.tensor(input.shape)
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
         dx.copy(from: gateGradient)
-        let adding = PlaneScaling(area: area, scale: scale!.data, x: gradOutput.data, y: dx.data)
-        Parallel.forEach(planes, grain: grain, adding) { Parallel.arguments($0, as: PlaneScaling.self).addScaled($1..<$2) }
+        let adding = PlaneScaling(input, scale: scale!.data, x: gradOutput.data, y: dx.data)
+        Parallel.forEach(adding.planes, grain: adding.grain, adding) { Parallel.arguments($0, as: PlaneScaling.self).addScaled($1..<$2) }
         return dx
     }
 }
 
 /// ChannelScale's passes over a range of (example, channel) planes of `area` elements, with
-/// one scale per plane.
+/// one scale per plane; or of channel-blocked planes (example, block of `block` channels)
+/// of `area` rows, whose lanes' scales are `block` apart.
 private struct PlaneScaling {
-    let area: Int
+    let area: Int, block: Int, planes: Int
     let scale: UnsafeMutablePointer<Real>, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>
+
+    /// Planes of `activation`'s shape and layout.
+    init(_ activation: Tensor, scale: UnsafeMutablePointer<Real>, x: UnsafeMutablePointer<Real>, y: UnsafeMutablePointer<Real>) {
+        (block, area) = (activation.layout.block, activation.shape[2] * activation.shape[3])
+        planes = activation.shape[0] * activation.shape[1] / block
+        (self.scale, self.x, self.y) = (scale, x, y)
+    }
+
+    var grain: Int { Parallel.grain(work: area * block) }
 
     /// y = x · scale
     func scale(_ planes: Range<Int>) {
         for p in planes {
-            let s = scale[p], x = x + p * area, y = y + p * area
+            let x = x + p * area * block, y = y + p * area * block
+            #if !CNN_FLOAT64
+            if block > 1 { cnn_blocked_scale_f32(x, y, area, block, scale + p * block, 0); continue }
+            #endif
+            let s = scale[p]
             for i in 0..<area { y[i] = x[i] * s }
         }
     }
@@ -290,13 +371,28 @@ private struct PlaneScaling {
     /// y += x · scale
     func addScaled(_ planes: Range<Int>) {
         for p in planes {
-            let s = scale[p], x = x + p * area, y = y + p * area
+            let x = x + p * area * block, y = y + p * area * block
+            #if !CNN_FLOAT64
+            if block > 1 { cnn_blocked_scale_f32(x, y, area, block, scale + p * block, 1); continue }
+            #endif
+            let s = scale[p]
             for i in 0..<area { y[i] += x[i] * s }
         }
     }
 
     /// scale = Σ x · y over each plane
     func sumProducts(_ planes: Range<Int>) {
+        #if !CNN_FLOAT64
+        if block > 1 {
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { sums in
+                for p in planes {
+                    cnn_blocked_sums_f32(x + p * area * block, y + p * area * block, area, block, sums.baseAddress!)
+                    for lane in 0..<block { scale[p * block + lane] = Real(sums[lane]) }
+                }
+            }
+            return
+        }
+        #endif
         for p in planes { scale[p] = Real(Sums.dot(x + p * area, y + p * area, area)) }
     }
 }

@@ -40,18 +40,24 @@ public enum ConvolutionEngine: String, Sendable, CaseIterable {
     }
 }
 
-/// One convolution geometry on oneDNN: the primitives, the reorders between PyTorch's
-/// layouts (NCHW activations, OIHW weights) and the blocked ones oneDNN chose. Built on the
-/// first forward at a batch shape; a warm step reuses all of it.
+/// One convolution geometry on oneDNN: the primitives, the reorders between the layers'
+/// layouts (activations in NCHW or channel blocks, OIHW weights) and the blocked ones oneDNN
+/// chose. Built on the first forward at a batch shape and input layout; a warm step reuses
+/// all of it.
 ///
-/// Activations enter and leave in NCHW: every call reorders its input and output, and
-/// backward reorders x again for the weight gradient. Weights are reordered on every forward
-/// and backward. On a 2-core AVX2 EPYC, ResNet-18 at batch 64 and side 96 spent
-/// about 85 ms of a 1.4 s step in reorders (`DNNL_VERBOSE=1`) and 1.2 s in convolutions. The
-/// blocked copies live within one call, in `Workspace` memory: kept per plan for the whole
-/// run, they were most of ResNet-50's peak memory.
+/// Activations arrive in the layout of the layer before: NCHW is reordered on every call
+/// (backward reorders x again for the weight gradient), the channel blocks oneDNN's
+/// convolutions use are read as they are. The output leaves in NCHW, or, where `Network`
+/// lets it (`Conv2d.emitsChannelBlocks`), in oneDNN's channel blocks. Weights are reordered
+/// on every forward and backward. ResNet-34 at batch 64 and side 96 on the 2-core AVX-512
+/// EPYC (`DNNL_VERBOSE=1`): with NCHW between layers, activation reorders took 31 ms of a
+/// 650 ms step; in channel blocks none are left but the weights' (14 ms). The blocked copies
+/// live within one call, in `Workspace` memory: kept per plan for the whole run, they were
+/// most of ResNet-50's peak memory.
 final class DNNLConvolutionPlan {
     let inputShape: Shape
+    /// The layout the output is written in, and its gradient read in.
+    let outputLayout: ActivationLayout
     private let convolution: Convolution
     private let sourceIn, destinationOut, weightsForward: Reorder?
     private let diffDestinationIn, weightsBackward, diffSourceOut, diffWeightsOut: Reorder?
@@ -67,7 +73,9 @@ final class DNNLConvolutionPlan {
     /// Computes the weight gradient where oneDNN has only its reference kernel for it.
     private let depthwiseWeightGradient: DepthwiseWeightGradient?
 
-    init(_ conv: Conv2d, input: Shape, computesInputGradient: Bool) throws {
+    /// - Throws: where oneDNN has only its reference kernels, or `layout` is blocked and the
+    ///   weight gradient is computed outside oneDNN (on NCHW).
+    init(_ conv: Conv2d, input: Shape, layout: ActivationLayout, computesInputGradient: Bool, emitsChannelBlocks: Bool) throws {
         inputShape = input
         let w = conv.window
         let geometry = ConvolutionGeometry(
@@ -94,26 +102,30 @@ final class DNNLConvolutionPlan {
               !isReference(chosen.backwardWeights) || depthwiseWeightGradient != nil else {
             throw DNNLError("convolution \(geometry): only oneDNN's reference implementation (\(chosen.forward))")
         }
-        let (n, c, h, wd) = (input[0], input[1], input[2], input[3])
-        let plainSource = try MemoryDescriptor.activations(n, c, h, wd, .f32)
-        let plainDestination = try MemoryDescriptor.activations(n, conv.outChannels, geometry.outputHeight, geometry.outputWidth, .f32)
+        guard layout == .nchw || depthwiseWeightGradient == nil else {
+            throw DNNLError("convolution \(geometry): the depthwise weight gradient reads NCHW, not \(layout)")
+        }
+        let chosenOutput = ActivationLayout.of(convolution.forwardDestination) ?? .nchw
+        outputLayout = emitsChannelBlocks && depthwiseWeightGradient == nil ? chosenOutput : .nchw
+        let layerSource = try layout.descriptor(input)
+        let layerDestination = try outputLayout.descriptor(Shape(geometry.destinationDims))
         let plainWeights = try convolution.plainWeights(.f32)
 
         /// A reorder from `a` to `b`, or nil when they are the same layout.
         func reorder(_ a: MemoryDescriptor, _ b: MemoryDescriptor) throws -> Reorder? { a == b ? nil : try Reorder(from: a, to: b) }
 
-        sourceIn = try reorder(plainSource, convolution.forwardSource)
-        destinationOut = try reorder(convolution.forwardDestination, plainDestination)
+        sourceIn = try reorder(layerSource, convolution.forwardSource)
+        destinationOut = try reorder(convolution.forwardDestination, layerDestination)
         weightsForward = try reorder(plainWeights, convolution.forwardWeights)
 
         let backwardDestination = convolution.backwardDataDiffDestination!
-        diffDestinationIn = computesInputGradient ? try reorder(plainDestination, backwardDestination) : nil
+        diffDestinationIn = computesInputGradient ? try reorder(layerDestination, backwardDestination) : nil
         let weightsPass = depthwiseWeightGradient == nil
-        weightsPassSourceIn = weightsPass ? try reorder(plainSource, convolution.backwardWeightsSource!) : nil
-        weightsPassDiffDestinationIn = weightsPass ? try reorder(plainDestination, convolution.backwardWeightsDiffDestination!) : nil
+        weightsPassSourceIn = weightsPass ? try reorder(layerSource, convolution.backwardWeightsSource!) : nil
+        weightsPassDiffDestinationIn = weightsPass ? try reorder(layerDestination, convolution.backwardWeightsDiffDestination!) : nil
         passesShareDiffDestination = weightsPass && computesInputGradient && backwardDestination == convolution.backwardWeightsDiffDestination!
         weightsBackward = computesInputGradient ? try reorder(plainWeights, convolution.backwardDataWeights!) : nil
-        diffSourceOut = computesInputGradient ? try reorder(convolution.backwardDataDiffSource!, plainSource) : nil
+        diffSourceOut = computesInputGradient ? try reorder(convolution.backwardDataDiffSource!, layerSource) : nil
         diffWeightsOut = depthwiseWeightGradient == nil ? try reorder(convolution.backwardWeightsDiffWeights!, plainWeights) : nil
         diffBias = Buffer(conv.bias == nil ? 0 : conv.outChannels * MemoryLayout<Float>.size)
         self.computesInputGradient = computesInputGradient

@@ -18,10 +18,22 @@ public final class Conv2d: Layer, OverwritableOutput {
     /// The first layer of a network need not compute a gradient for the image.
     public var computesInputGradient = true
 
+    /// Set by `Network` (`keepActivationsInChannelBlocks`): the oneDNN path may return its output in the channel-blocked layout
+    /// its convolution writes (the layers after it read it, or the containers convert it).
+    /// A layer used alone returns NCHW.
+    public internal(set) var emitsChannelBlocks = false
+
     private var output: Tensor?
-    /// oneDNN's plan for the last input shape and algorithm; a nil plan means oneDNN has no
-    /// implementation for it and the BLAS path runs.
-    private var dnnl: (shape: Shape, algorithm: ConvolutionAlgorithm, plan: DNNLConvolutionPlan?)?
+    /// oneDNN's plans for the last few inputs, most recent first; a nil plan means oneDNN has
+    /// no implementation for it and the BLAS path runs. Training and evaluation batches, and
+    /// an input in NCHW and in channel blocks, each have their own.
+    private var dnnlPlans: [(key: PlanKey, plan: DNNLConvolutionPlan?)] = []
+    private static let plansKept = 4
+
+    private struct PlanKey: Equatable {
+        let shape: Shape, layout: ActivationLayout, algorithm: ConvolutionAlgorithm
+        let computesInputGradient: Bool, emitsChannelBlocks: Bool
+    }
 
     /// ResNet-18 training at side 96 (bench, SkylakeX kernel): 31.9 images/s one image at a
     /// time, 44.0 from 256 columns, no further gain up to 4096.
@@ -86,33 +98,47 @@ public final class Conv2d: Layer, OverwritableOutput {
     }
 
     /// Whether the last forward ran on oneDNN (false: im2col and OpenBLAS).
-    public var ranOnOneDNN: Bool { dnnl?.plan != nil }
+    public var ranOnOneDNN: Bool { dnnlPlans.first?.plan != nil }
+
+    /// The layout of the last output on oneDNN: channel blocks where `emitsChannelBlocks` lets it.
+    public var lastOutputLayout: ActivationLayout { dnnlPlans.first?.plan?.outputLayout ?? .nchw }
 
     /// Whether the last forward ran Winograd's algorithm (`--conv-algorithm winograd`), which rounds more.
-    public var ranWinograd: Bool { dnnl?.plan?.runsWinograd ?? false }
+    public var ranWinograd: Bool { dnnlPlans.first?.plan?.runsWinograd ?? false }
 
-    /// The oneDNN plan for `input`, built on first use; nil on the BLAS engine or where oneDNN
-    /// has no implementation.
-    private func dnnlPlan(_ input: Shape) -> DNNLConvolutionPlan? {
+    /// The oneDNN plan for an input of `shape` in `layout`, built on first use; nil on the
+    /// BLAS engine or where oneDNN has no implementation.
+    private func dnnlPlan(_ shape: Shape, _ layout: ActivationLayout) -> DNNLConvolutionPlan? {
         guard ConvolutionEngine.current == .dnnl, ConvolutionEngine.isAvailable(.dnnl) else { return nil }
-        if let dnnl, dnnl.shape == input, dnnl.algorithm == ConvolutionEngine.algorithm,
-           dnnl.plan?.computesInputGradient ?? computesInputGradient == computesInputGradient {
-            return dnnl.plan
+        let key = PlanKey(shape: shape, layout: layout, algorithm: ConvolutionEngine.algorithm,
+                          computesInputGradient: computesInputGradient, emitsChannelBlocks: emitsChannelBlocks)
+        if let i = dnnlPlans.firstIndex(where: { $0.key == key }) {
+            if i > 0 { dnnlPlans.insert(dnnlPlans.remove(at: i), at: 0) }
+            return dnnlPlans[0].plan
         }
-        let plan = try? DNNLConvolutionPlan(self, input: input, computesInputGradient: computesInputGradient)
-        dnnl = (input, ConvolutionEngine.algorithm, plan)
+        let plan = try? DNNLConvolutionPlan(self, input: shape, layout: layout, computesInputGradient: computesInputGradient,
+                                            emitsChannelBlocks: emitsChannelBlocks)
+        dnnlPlans.insert((key, plan), at: 0)
+        if dnnlPlans.count > Self.plansKept { dnnlPlans.removeLast() }
         return plan
+    }
+
+    /// NCHW, and on oneDNN the channel blocks of the layers before it.
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
+        layout == .nchw || dnnlPlan(shape, layout) != nil
     }
 
     // x: (N, C, H, W) -> y: (N, O, Ho, Wo)
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let n = input.shape[0]
         let (outH, outW) = window.outputSize(height: input.shape[2], width: input.shape[3])
-        let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW))
-        if let plan = dnnlPlan(input.shape) {
+        if let plan = dnnlPlan(input.shape, input.layout) {
+            let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW), layout: plan.outputLayout)
             do { try plan.forward(input, into: y, weight: weight.value, bias: bias?.value) } catch { fatalError("\(summary): \(error)") }
             return y
         }
+        precondition(input.layout == .nchw, "\(summary): im2col reads NCHW, got \(input.layout)")
+        let y = Tensor.reuse(&output, shape: Shape(n, outChannels, outH, outW))
         let plane = outH * outW, rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
         let (col, rows) = scratch(batchPerGEMM: batchPerGEMM, columnCount: columnCount)
@@ -176,8 +202,8 @@ public final class Conv2d: Layer, OverwritableOutput {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3], imageSize = inChannels * h * w
         let plane = gradOutput.shape[2] * gradOutput.shape[3], rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane
-        let dx = Workspace.tensor(input.shape)
-        if let plan = dnnlPlan(input.shape) {
+        let dx = Workspace.tensor(input.shape, layout: input.layout)
+        if let plan = dnnlPlan(input.shape, input.layout) {
             do {
                 try plan.backward(input, gradOutput, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad, into: dx)
             } catch { fatalError("\(summary): \(error)") }

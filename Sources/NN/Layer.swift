@@ -59,9 +59,16 @@ public protocol Layer: AnyObject {
 
     func forward(_ input: Tensor, mode: Mode) -> Tensor
     func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor
+
+    /// Whether `forward` takes input of `shape` in `layout`. A layer that reads channel-blocked
+    /// input returns output in a layout of its choosing, and its backward takes the output
+    /// gradient in the output's layout and returns the input gradient in the input's. The
+    /// containers hand any other layer NCHW (`InputLayoutBridge`).
+    func reads(_ layout: ActivationLayout, shape: Shape) -> Bool
 }
 
 extension Layer {
+    public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { layout == .nchw }
     public var parameters: [Parameter] { [] }
     public var children: [Child] { [] }
     public var buffers: [Buffer] { [] }

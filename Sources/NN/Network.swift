@@ -13,6 +13,8 @@ public final class Network {
     /// The batch norms, for what is theirs alone: synchronized statistics, ReLU fusion.
     public let batchNorms: [(key: String, layer: BatchNorm)]
     public let dropouts: [Dropout]
+    /// Every convolution, in forward order.
+    public let convolutions: [Conv2d]
     public let parameterStorage: Storage
     public let gradientStorage: Storage
     /// Per parameter (same order as `parameters`): its offset in the flat buffers.
@@ -32,6 +34,7 @@ public final class Network {
         var buffers: [(String, Buffer)] = []
         var batchNorms: [(String, BatchNorm)] = []
         var dropouts: [Dropout] = []
+        var convolutions: [Conv2d] = []
         var leafParameters: [ObjectIdentifier: Range<Int>] = [:]
         var containers: [any Container] = []
         func visit(_ layer: any Layer, _ path: String) {
@@ -41,6 +44,7 @@ public final class Network {
             for b in layer.buffers { buffers.append((join(path, b.name), b)) }
             if let bn = layer as? BatchNorm { batchNorms.append((path, bn)) }
             if let d = layer as? Dropout { dropouts.append(d) }
+            if let conv = layer as? Conv2d { convolutions.append(conv) }
             if let container = layer as? any Container { containers.append(container) }
             for child in layer.children { visit(child.layer, join(path, child.name)) }
         }
@@ -50,6 +54,7 @@ public final class Network {
         self.buffers = buffers
         self.batchNorms = batchNorms
         self.dropouts = dropouts
+        self.convolutions = convolutions
 
         let total = parameters.reduce(0) { $0 + $1.1.shape.count }
         parameterStorage = Storage(count: total)
@@ -68,6 +73,7 @@ public final class Network {
         parameterOffsets = offsets
         if let first = firstConvolution(root) { first.computesInputGradient = false }
         fuseElementwiseLayers(root)
+        keepActivationsInChannelBlocks(true)
         for container in containers {
             container.didFinishChildBackward = { [unowned self] child in self.childFinishedBackward(child) }
         }
@@ -84,16 +90,38 @@ public final class Network {
     /// (`Workspace.rewind`): a warm step takes the same slots again.
     public func forward(_ images: Tensor, mode: Mode) -> Tensor {
         Workspace.rewind()
-        return root.forward(images, mode: mode)
+        let output = root.forward(images, mode: mode)
+        rootOutputLayout = output.layout
+        guard output.layout != .nchw else { return output }
+        let plain = Tensor.reuse(&plainOutput, shape: output.shape)
+        LayoutConversion.convert(output, into: plain)
+        return plain
     }
+
+    /// The layout of the root's last output, and that output in NCHW where it was not.
+    private var rootOutputLayout = ActivationLayout.nchw
+    private var plainOutput: Tensor?
 
     /// Adds the gradients of the loss to every `Parameter.grad`, given d(loss)/d(logits).
     /// Ends the step's pass over the workspace (`Workspace.settle`).
     public func backward(_ images: Tensor, _ gradLogits: Tensor) {
-        _ = root.backward(images, gradLogits)
+        var gradOutput = gradLogits
+        if rootOutputLayout != .nchw {
+            gradOutput = Workspace.tensor(gradLogits.shape, layout: rootOutputLayout)
+            LayoutConversion.convert(gradLogits, into: gradOutput)
+        }
+        _ = root.backward(images, gradOutput)
         // A root that is itself a leaf has no container to report it.
         if let gradientsReady, let ready = leafParameters[ObjectIdentifier(root)] { gradientsReady(ready) }
         Workspace.settle()
+    }
+
+    /// Whether convolutions on oneDNN hand their output on in the channel blocks they write
+    /// (the default): the layers after them that read those (batch norm, activations, sums,
+    /// concatenation, more convolutions) keep them, and only the others get NCHW copies.
+    /// Off, every convolution reorders its output to NCHW, as a layer used alone does.
+    public func keepActivationsInChannelBlocks(_ keep: Bool) {
+        for conv in convolutions { conv.emitsChannelBlocks = keep }
     }
 
     public func zeroGradients() { gradientStorage.base.update(repeating: 0, count: gradientStorage.count) }

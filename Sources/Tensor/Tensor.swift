@@ -30,11 +30,39 @@ public final class Storage: @unchecked Sendable {
     deinit { if owner == nil { base.deallocate() } }
 }
 
-/// A dense row-major float32 tensor (activations are NCHW). Copying a `Tensor` copies
-/// the reference, not the data.
+/// How the elements of a 4-D activation (N, C, H, W) lie in memory.
+public enum ActivationLayout: Hashable, Sendable, CustomStringConvertible {
+    /// Row-major N, C, H, W: PyTorch's layout, and every tensor's unless said otherwise.
+    case nchw
+    /// oneDNN's nChw{b}c: (N, C/b, H, W, b), the channels of a block innermost, as its
+    /// convolutions read and write them. Only where b divides C, so that the tensor holds
+    /// exactly as many elements as in NCHW.
+    case channelBlocks(Int)
+
+    /// The channels of one block (1 for NCHW).
+    public var block: Int {
+        switch self {
+        case .nchw: 1
+        case .channelBlocks(let b): b
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .nchw: "NCHW"
+        case .channelBlocks(let b): "nChw\(b)c"
+        }
+    }
+}
+
+/// A dense float32 tensor, row-major (activations NCHW) unless `layout` says otherwise.
+/// Copying a `Tensor` copies the reference, not the data.
 public struct Tensor: @unchecked Sendable {
     public private(set) var shape: Shape
     public let storage: Storage
+    /// Where each element of an activation lies; only 4-D activations between layers that
+    /// read it (`Layer.reads`) are ever channel-blocked.
+    public private(set) var layout = ActivationLayout.nchw
 
     public init(zeros shape: Shape) {
         self.shape = shape
@@ -64,24 +92,37 @@ public struct Tensor: @unchecked Sendable {
     public var data: UnsafeMutablePointer<Real> { storage.base }
     public var array: [Real] { Array(UnsafeBufferPointer(start: storage.base, count: shape.count)) }
 
-    /// The same memory under another shape of equal size.
+    /// The same memory under another shape of equal size (NCHW only: a reshape of blocked
+    /// data would scramble it).
     public func reshaped(_ newShape: Shape) -> Tensor {
         precondition(newShape.count == shape.count, "cannot reshape \(shape) to \(newShape)")
+        precondition(layout == .nchw, "cannot reshape \(shape) in \(layout)")
         return Tensor(shape: newShape, leadingElementsOf: storage)
+    }
+
+    /// The same memory, its elements taken to lie in `layout` (the caller writes them so).
+    public func laidOut(_ layout: ActivationLayout) -> Tensor {
+        precondition(layout == .nchw || (shape.rank == 4 && shape[1] % layout.block == 0),
+                     "\(layout) does not fit \(shape)")
+        var t = self
+        t.layout = layout
+        return t
     }
 
     public func fill(_ value: Real) { data.update(repeating: value, count: count) }
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        precondition(other.layout == layout, "copy of \(other.layout) data into \(layout)")
         data.update(from: other.data, count: count)
     }
 
     /// Returns `cached` when it already has `shape`, otherwise a new zeroed tensor stored in
-    /// `cached`: how layers keep their buffers across steps without allocating.
-    public static func reuse(_ cached: inout Tensor?, shape: Shape) -> Tensor {
-        if let t = cached, t.shape == shape { return t }
+    /// `cached`: how layers keep their buffers across steps without allocating. The result
+    /// is in `layout` (the memory is the same whatever the layout).
+    public static func reuse(_ cached: inout Tensor?, shape: Shape, layout: ActivationLayout = .nchw) -> Tensor {
+        if let t = cached, t.shape == shape { return t.laidOut(layout) }
         let t = Tensor(zeros: shape)
         cached = t
-        return t
+        return t.laidOut(layout)
     }
 }

@@ -56,8 +56,8 @@ public enum Workspace {
 
     /// A tensor of `shape` whose contents are left over from earlier use: the caller
     /// overwrites every element it reads.
-    public static func tensor(_ shape: Shape) -> Tensor {
-        Tensor(shape: shape, leadingElementsOf: take(sizeClass(of: shape.count)))
+    public static func tensor(_ shape: Shape, layout: ActivationLayout = .nchw) -> Tensor {
+        Tensor(shape: shape, leadingElementsOf: take(sizeClass(of: shape.count))).laidOut(layout)
     }
 
     /// A pass starts: the requests from here on replay the last planned pass.

@@ -46,6 +46,35 @@ void cnn_sum_and_squares_f32(const float *x, long count, double *sum, double *sq
 void cnn_normalized_gradient_sums_f32(const float *dy, const float *y, const float *x, float mean, float inv_std,
                                       long count, double *sum, double *weighted);
 
+/// Batch norm, channel sums and channel scaling over channel-blocked activations (oneDNN's
+/// nChw8c or nChw16c: N, C/b, area, b with the b channels of a block innermost), one block
+/// of `block` (8 or 16) channels per call. Per-channel values (sum, mean, scale, ...) are
+/// given for the block's channels. The elementwise kernels round as NN's NCHW loops do (no
+/// fused multiply-adds), so that both layouts give the same values for the same statistics.
+
+/// sum[j] = Σ x, squares[j] = Σ x² of lane j over `examples` examples `example_stride`
+/// floats apart, `area` rows of `block` floats each.
+void cnn_blocked_sum_and_squares_f32(const float *x, long examples, long example_stride, long area, long block,
+                                     double *sum, double *squares);
+/// y = x · scale + shift (then max(y, 0) where `relu`), `area` rows of one example's block.
+void cnn_blocked_normalize_f32(const float *x, float *y, long area, long block, const float *scale,
+                               const float *shift, int relu);
+/// sum[j] = Σ d, weighted[j] = Σ d · x̂ over the examples, with d and x̂ as in
+/// cnn_normalized_gradient_sums_f32 (y NULL without a fused ReLU).
+void cnn_blocked_gradient_sums_f32(const float *dy, const float *y, const float *x, long examples, long example_stride,
+                                   long area, long block, const float *mean, const float *inv_std,
+                                   double *sum, double *weighted);
+/// dx = scale · (d − mean_dy − (x − mean) · inv_std · mean_dy_xhat), one example's block;
+/// with mean_dy NULL (evaluation) dx = scale · d.
+void cnn_blocked_input_gradient_f32(const float *dy, const float *y, const float *x, float *dx, long area, long block,
+                                    const float *scale, const float *mean, const float *inv_std,
+                                    const float *mean_dy, const float *mean_dy_xhat);
+
+/// out[j] = Σ a · b (Σ a where b is NULL) of lane j over `area` rows, in float64.
+void cnn_blocked_sums_f32(const float *a, const float *b, long area, long block, double *out);
+/// y = x · factor[j] in lane j, or y += x · factor[j] where `accumulate`, `area` rows.
+void cnn_blocked_scale_f32(const float *x, float *y, long area, long block, const float *factor, int accumulate);
+
 /// Max and average pooling over NCHW planes: a square window, PyTorch's semantics (padding
 /// as −∞ for max and as zeros in the average, whose divisor is kernel²). Each output sums or
 /// compares its window in PyTorch's order, row by row, so the results (and the maximum's
@@ -58,6 +87,13 @@ struct cnn_pool_shape {
 void cnn_max_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, int32_t *argmax, long planes);
 /// y for `planes` planes.
 void cnn_average_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, long planes);
+
+/// The same over channel-blocked planes (oneDNN's nChw8c or nChw16c): each of `planes` planes
+/// is height × width pixels of `block` (8 or 16) channels, and each channel's outputs (and
+/// argmax, the flat pixel index within the plane) are those of its NCHW plane, bit for bit.
+void cnn_blocked_max_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, int32_t *argmax, long planes,
+                              long block);
+void cnn_blocked_average_pool_f32(const struct cnn_pool_shape *shape, const float *x, float *y, long planes, long block);
 
 /// A depthwise convolution (each group reads one input channel, `multiplier` output
 /// channels per group) on NCHW tensors.
