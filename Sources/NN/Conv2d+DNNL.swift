@@ -73,8 +73,7 @@ final class DNNLConvolutionPlan {
     /// Computes the weight gradient where oneDNN has only its reference kernel for it.
     private let depthwiseWeightGradient: DepthwiseWeightGradient?
 
-    /// - Throws: where oneDNN has only its reference kernels, or `layout` is blocked and the
-    ///   weight gradient is computed outside oneDNN (on NCHW).
+    /// - Throws: where oneDNN has only its reference kernels.
     init(_ conv: Conv2d, input: Shape, layout: ActivationLayout, computesInputGradient: Bool, emitsChannelBlocks: Bool) throws {
         inputShape = input
         let w = conv.window
@@ -102,11 +101,7 @@ final class DNNLConvolutionPlan {
               !isReference(chosen.backwardWeights) || depthwiseWeightGradient != nil else {
             throw DNNLError("convolution \(geometry): only oneDNN's reference implementation (\(chosen.forward))")
         }
-        guard layout == .nchw || depthwiseWeightGradient == nil else {
-            throw DNNLError("convolution \(geometry): the depthwise weight gradient reads NCHW, not \(layout)")
-        }
-        let chosenOutput = ActivationLayout.of(convolution.forwardDestination) ?? .nchw
-        outputLayout = emitsChannelBlocks && depthwiseWeightGradient == nil ? chosenOutput : .nchw
+        outputLayout = emitsChannelBlocks ? ActivationLayout.of(convolution.forwardDestination) ?? .nchw : .nchw
         let layerSource = try layout.descriptor(input)
         let layerDestination = try outputLayout.descriptor(Shape(geometry.destinationDims))
         let plainWeights = try convolution.plainWeights(.f32)
@@ -149,7 +144,9 @@ final class DNNLConvolutionPlan {
     /// unless the plan does not compute the input gradient.
     func backward(_ x: Tensor, _ dy: Tensor, weight: Tensor, weightGrad: Tensor, biasGrad: Tensor?, into dx: Tensor) throws {
         if let depthwiseWeightGradient {
-            depthwiseWeightGradient.accumulate(x: x, dy: dy, weightGrad: weightGrad.data, biasGrad: biasGrad?.data)
+            // It reads NCHW: channel blocks are converted for it, within this call.
+            depthwiseWeightGradient.accumulate(x: LayoutConversion.inNCHW(x), dy: LayoutConversion.inNCHW(dy),
+                                               weightGrad: weightGrad.data, biasGrad: biasGrad?.data)
             guard computesInputGradient else { return }
         }
         let sharedDy = passesShareDiffDestination ? scratch(diffDestinationIn?.destination) : nil

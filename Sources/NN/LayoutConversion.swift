@@ -40,6 +40,15 @@ enum LayoutConversion {
 
     nonisolated(unsafe) private static var reorders: [Key: Reorder] = [:]
 
+    /// `tensor` itself where it is NCHW, else an NCHW copy in `Workspace` memory (hold it
+    /// while it is used).
+    static func inNCHW(_ tensor: Tensor) -> Tensor {
+        guard tensor.layout != .nchw else { return tensor }
+        let plain = Workspace.tensor(tensor.shape)
+        convert(tensor, into: plain)
+        return plain
+    }
+
     /// Writes `source`'s elements into `destination` in its layout; same shape.
     static func convert(_ source: Tensor, into destination: Tensor) {
         precondition(source.shape == destination.shape, "layout conversion from \(source.shape) to \(destination.shape)")
