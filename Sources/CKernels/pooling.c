@@ -62,6 +62,14 @@ INLINE void load_strided(f8 *v, const float *p, long stride) {
     }
 }
 
+/* Where v is larger than best, or NaN, in a lane: best ← v and winner ← at there (so the
+   first maximum of a window stays, as in PyTorch). */
+INLINE void keep_maximum(f8 *best, i8 *winner, f8 v, i8 at) {
+    i8 take = (v > *best) | (v != v);
+    *best = (f8)(((i8)v & take) | ((i8)*best & ~take));
+    *winner = (at & take) | (*winner & ~take);
+}
+
 /* Eight inner outputs ox … ox + 7 of row oy, their windows' rows clipped to [ys, ye). */
 INLINE void max_of_eight(const struct cnn_pool_shape *s, const float *x, long ys, long ye, long ox, float *y, int32_t *at) {
     const i8 lanes = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -72,9 +80,7 @@ INLINE void max_of_eight(const struct cnn_pool_shape *s, const float *x, long ys
             long offset = iy * s->width + ox * s->stride - s->padding + kx;
             f8 v;
             load_strided(&v, x + offset, s->stride);
-            i8 take = (v > best) | (v != v);
-            best = (f8)(((i8)v & take) | ((i8)best & ~take));
-            winner = (((int32_t)offset + lanes * (int32_t)s->stride) & take) | (winner & ~take);
+            keep_maximum(&best, &winner, v, (int32_t)offset + lanes * (int32_t)s->stride);
         }
     memcpy(y, &best, sizeof best);
     memcpy(at, &winner, sizeof winner);
@@ -115,10 +121,7 @@ INLINE void max_pool_eight_planes(const struct cnn_pool_shape *s, const float *x
             i8 winner = (i8){0} + (int32_t)(ys * s->width + xs);
             for (long iy = ys; iy < ye; iy++)
                 for (long ix = xs; ix < xe; ix++) {
-                    f8 v = in[iy * s->width + ix];
-                    i8 take = (v > best) | (v != v);
-                    best = (f8)(((i8)v & take) | ((i8)best & ~take));
-                    winner = (((i8){0} + (int32_t)(iy * s->width + ix)) & take) | (winner & ~take);
+                    keep_maximum(&best, &winner, in[iy * s->width + ix], (i8){0} + (int32_t)(iy * s->width + ix));
                 }
             best_of[oy * s->out_width + ox] = best;
             winner_of[oy * s->out_width + ox] = winner;
@@ -178,24 +181,26 @@ BOTH_TARGETS void cnn_average_pool_f32(const struct cnn_pool_shape *s, const flo
 }
 
 /* Channel-blocked planes: pixel i of a plane holds `block` channels at x[i·block …], so each
-   output compares or adds whole vectors of channels, in its window's order (as above).
-   Inlined with the block as a constant (8 or 16), so that the accumulators are registers. */
+   output compares or adds whole vectors of channels, in its window's order (as above). Max
+   pooling where `argmax` is given, else average. Inlined with the block as a constant (8
+   or 16), so that the accumulators are registers. */
 enum { max_vectors = 2 };
 
-INLINE void blocked_max_pool(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes,
-                             const long block) {
+INLINE void blocked_pool(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes,
+                         const long block) {
     const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
-    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += out_plane)
+    const float divisor = (float)(s->kernel * s->kernel);
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += argmax ? out_plane : 0)
         for (long oy = 0; oy < s->out_height; oy++) {
             long ys, ye;
             window_span(s, oy, s->height, &ys, &ye);
             for (long ox = 0; ox < s->out_width; ox++) {
                 long xs, xe;
                 window_span(s, ox, s->width, &xs, &xe);
-                f8 best[max_vectors];
+                f8 result[max_vectors]; /* the maximum, or the sum */
                 i8 winner[max_vectors];
                 for (long k = 0; k < vectors; k++) {
-                    best[k] = (f8){0} - __builtin_inff();
+                    result[k] = argmax ? (f8){0} - __builtin_inff() : (f8){0};
                     winner[k] = (i8){0} + (int32_t)(ys * s->width + xs);
                 }
                 for (long iy = ys; iy < ye; iy++)
@@ -204,15 +209,15 @@ INLINE void blocked_max_pool(const struct cnn_pool_shape *s, const float *x, flo
                         for (long k = 0; k < vectors; k++) {
                             f8 v;
                             memcpy(&v, x + pixel * block + 8 * k, sizeof v);
-                            i8 take = (v > best[k]) | (v != v);
-                            best[k] = (f8)(((i8)v & take) | ((i8)best[k] & ~take));
-                            winner[k] = (((i8){0} + pixel) & take) | (winner[k] & ~take);
+                            if (argmax) keep_maximum(&result[k], &winner[k], v, (i8){0} + pixel);
+                            else result[k] += v;
                         }
                     }
                 long o = (oy * s->out_width + ox) * block;
                 for (long k = 0; k < vectors; k++) {
-                    memcpy(y + o + 8 * k, &best[k], sizeof best[k]);
-                    memcpy(argmax + o + 8 * k, &winner[k], sizeof winner[k]);
+                    if (!argmax) result[k] /= divisor;
+                    memcpy(y + o + 8 * k, &result[k], sizeof result[k]);
+                    if (argmax) memcpy(argmax + o + 8 * k, &winner[k], sizeof winner[k]);
                 }
             }
         }
@@ -220,37 +225,11 @@ INLINE void blocked_max_pool(const struct cnn_pool_shape *s, const float *x, flo
 
 BOTH_TARGETS void cnn_blocked_max_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax,
                                            long planes, long block) {
-    if (block == 16) blocked_max_pool(s, x, y, argmax, planes, 16);
-    else blocked_max_pool(s, x, y, argmax, planes, 8);
-}
-
-INLINE void blocked_average_pool(const struct cnn_pool_shape *s, const float *x, float *y, long planes, const long block) {
-    const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
-    const float divisor = (float)(s->kernel * s->kernel);
-    for (long p = 0; p < planes; p++, x += plane, y += out_plane)
-        for (long oy = 0; oy < s->out_height; oy++) {
-            long ys, ye;
-            window_span(s, oy, s->height, &ys, &ye);
-            for (long ox = 0; ox < s->out_width; ox++) {
-                long xs, xe;
-                window_span(s, ox, s->width, &xs, &xe);
-                f8 sum[max_vectors] = {{0}};
-                for (long iy = ys; iy < ye; iy++)
-                    for (long ix = xs; ix < xe; ix++)
-                        for (long k = 0; k < vectors; k++) {
-                            f8 v;
-                            memcpy(&v, x + (iy * s->width + ix) * block + 8 * k, sizeof v);
-                            sum[k] += v;
-                        }
-                for (long k = 0; k < vectors; k++) {
-                    f8 mean = sum[k] / divisor;
-                    memcpy(y + (oy * s->out_width + ox) * block + 8 * k, &mean, sizeof mean);
-                }
-            }
-        }
+    if (block == 16) blocked_pool(s, x, y, argmax, planes, 16);
+    else blocked_pool(s, x, y, argmax, planes, 8);
 }
 
 BOTH_TARGETS void cnn_blocked_average_pool_f32(const struct cnn_pool_shape *s, const float *x, float *y, long planes, long block) {
-    if (block == 16) blocked_average_pool(s, x, y, planes, 16);
-    else blocked_average_pool(s, x, y, planes, 8);
+    if (block == 16) blocked_pool(s, x, y, 0, planes, 16);
+    else blocked_pool(s, x, y, 0, planes, 8);
 }
