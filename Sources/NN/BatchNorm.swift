@@ -75,7 +75,7 @@ public final class BatchNorm: Layer {
 
     public func flops(for input: Shape) -> Int { 2 * input.count }
 
-    /// NCHW, and in the float32 build oneDNN's channel blocks (`Sources/CKernels/batchnorm.c`).
+    /// NCHW, and in the float32 build oneDNN's channel blocks (`Sources/CKernels/channelblocks.c`).
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
         layout == .nchw || (shape.rank == 4 && MemoryLayout<Real>.size == 4)
     }
@@ -170,7 +170,7 @@ public final class BatchNorm: Layer {
 
         /// Runs a step over planes, (example, channel) or (example, channel block), on every thread.
         func forEachPlane(_ step: Step) {
-            if isBlocked { prepareLaneConstants() }
+            if isBlocked { prepareLaneConstants(for: step) }
             var pass = self
             pass.step = step
             Parallel.forEach(n * channels / block, grain: Parallel.grain(work: area * block), pass) { Parallel.arguments($0, as: Pass.self).run($1..<$2) }
@@ -186,14 +186,17 @@ public final class BatchNorm: Layer {
         }
 
         /// The per-channel constants of the channel-blocked elementwise passes, computed as the
-        /// NCHW loops compute them per plane.
-        private func prepareLaneConstants() {
+        /// NCHW loops compute them per plane: the gradient's means only for a training backward.
+        private func prepareLaneConstants(for step: Step) {
             let scale = laneConstants, shift = laneConstants + channels
-            let meanDy = laneConstants + 2 * channels, meanDyXhat = laneConstants + 3 * channels
-            let count = sums[2 * channels]
             for c in 0..<channels {
                 scale[c] = gamma[c] * invStd[c]
                 shift[c] = beta[c] - mean[c] * scale[c]
+            }
+            guard step == .inputGradient, training else { return }
+            let meanDy = laneConstants + 2 * channels, meanDyXhat = laneConstants + 3 * channels
+            let count = sums[2 * channels]
+            for c in 0..<channels {
                 meanDy[c] = Real(sums[c] / count)
                 meanDyXhat[c] = Real(sums[channels + c] / count)
             }

@@ -18,9 +18,9 @@ public final class Conv2d: Layer, OverwritableOutput {
     /// The first layer of a network need not compute a gradient for the image.
     public var computesInputGradient = true
 
-    /// Set by `Network` (`keepActivationsInChannelBlocks`): the oneDNN path may return its output in the channel-blocked layout
-    /// its convolution writes (the layers after it read it, or the containers convert it).
-    /// A layer used alone returns NCHW.
+    /// Set by `Network` (`keepActivationsInChannelBlocks`): the oneDNN path may return its
+    /// output in the channel-blocked layout its convolution writes (the layers after it read
+    /// it, or the containers convert it). A layer used alone returns NCHW.
     public internal(set) var emitsChannelBlocks = false
 
     private var output: Tensor?
