@@ -12,9 +12,9 @@ public final class Activation: Layer {
 
     public let kind: Kind
     private var output: Tensor?
-    /// Set by `Network` for a ReLU that the batch norm before it applies (`BatchNorm.fusedReLU`):
-    /// forward and backward then hand their argument on unchanged.
-    public internal(set) var isFusedIntoBatchNorm = false
+    /// Set by `Network` for a ReLU that the layer before it applies (`BatchNorm.fusedReLU`,
+    /// `Conv2d.fusedReLU`): forward and backward then hand their argument on unchanged.
+    public internal(set) var isFusedIntoLayerBefore = false
     /// Set by `Network` for a ReLU or ReLU6 that alone reads its input, the output of an
     /// `OverwritableOutput` layer (PyTorch's `inplace=True`): forward overwrites the input,
     /// and backward masks by the overwritten values, which are positive (and below 6)
@@ -31,7 +31,7 @@ public final class Activation: Layer {
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool { true }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        if isFusedIntoBatchNorm { return input }
+        if isFusedIntoLayerBefore { return input }
         let y = writesInPlace ? input : Tensor.reuse(&output, shape: input.shape, layout: input.layout)
         let pass = Elementwise(kind: kind, x: input.data, y: y.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
@@ -42,11 +42,24 @@ public final class Activation: Layer {
     /// At the kinks the derivative is PyTorch's: ReLU 0 at 0, ReLU6 and Hardsigmoid 0 at the
     /// ends of their ramps, Hardswish x/3 + 1/2 inside [−3, 3].
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
-        if isFusedIntoBatchNorm { return gradOutput }
+        if isFusedIntoLayerBefore { return gradOutput }
         let dx = Workspace.tensor(input.shape, layout: input.layout)
         let pass = Elementwise(kind: kind, x: input.data, y: output?.data, dy: gradOutput.data, dx: dx.data)
         Parallel.forEach(input.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }
         return dx
+    }
+
+    /// y = max(y, 0) in place, as the ReLU layer computes it: for a layer that applies it itself.
+    static func applyReLU(_ y: Tensor) {
+        let pass = Elementwise(kind: .relu, x: y.data, y: y.data)
+        Parallel.forEach(y.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).forward($1..<$2) }
+    }
+
+    /// ReLU's input gradient from its output `y` (positive exactly where its input was), for
+    /// a layer that applied the ReLU itself; `dx` may be `y`.
+    static func reluGradient(output y: Tensor, _ gradOutput: Tensor, into dx: Tensor) {
+        let pass = Elementwise(kind: .relu, x: y.data, y: nil, dy: gradOutput.data, dx: dx.data)
+        Parallel.forEach(y.count, grain: Parallel.grain(work: 1), pass) { Parallel.arguments($0, as: Elementwise.self).backward($1..<$2) }
     }
 }
 

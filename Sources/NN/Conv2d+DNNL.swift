@@ -74,7 +74,8 @@ final class DNNLConvolutionPlan {
     private let depthwiseWeightGradient: DepthwiseWeightGradient?
 
     /// - Throws: where oneDNN has only its reference kernels.
-    init(_ conv: Conv2d, input: Shape, layout: ActivationLayout, computesInputGradient: Bool, emitsChannelBlocks: Bool) throws {
+    init(_ conv: Conv2d, input: Shape, layout: ActivationLayout, computesInputGradient: Bool, emitsChannelBlocks: Bool,
+         fusedReLU: Bool) throws {
         inputShape = input
         let w = conv.window
         let geometry = ConvolutionGeometry(
@@ -86,8 +87,9 @@ final class DNNLConvolutionPlan {
             && w.height.dilation == 1 && w.width.dilation == 1 && conv.groups == 1
         let algorithm = takesWinograd ? ConvolutionEngine.algorithm : .direct
         // oneDNN refuses Winograd on channel counts its tiles do not fit (not multiples of 16).
-        convolution = try algorithm == .direct ? Convolution(geometry, dataType: .f32)
-            : (try? Convolution(geometry, dataType: .f32, algorithm: algorithm)) ?? Convolution(geometry, dataType: .f32)
+        convolution = try algorithm == .direct ? Convolution(geometry, dataType: .f32, fusedReLU: fusedReLU)
+            : (try? Convolution(geometry, dataType: .f32, algorithm: algorithm, fusedReLU: fusedReLU))
+                ?? Convolution(geometry, dataType: .f32, fusedReLU: fusedReLU)
         runsWinograd = convolution.implementations.forward.hasPrefix("jit_wino")
         // oneDNN's reference kernels are 50× slower than im2col + OpenBLAS: leave the shapes
         // that get one even in the layouts oneDNN prefers (`Convolution` tries those) to BLAS.

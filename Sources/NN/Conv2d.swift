@@ -18,6 +18,11 @@ public final class Conv2d: Layer, OverwritableOutput {
     /// The first layer of a network need not compute a gradient for the image.
     public var computesInputGradient = true
 
+    /// Set by `Network` where a ReLU of its own follows: the output is max(y, 0) (on oneDNN a
+    /// post-op of the convolution's own pass), and backward masks the gradient by it, in the
+    /// output's memory; the ReLU passes its input through.
+    public internal(set) var fusedReLU = false
+
     /// Set by `Network` (`keepActivationsInChannelBlocks`): the oneDNN path may return its
     /// output in the channel-blocked layout its convolution writes (the layers after it read
     /// it, or the containers convert it). A layer used alone returns NCHW.
@@ -32,7 +37,7 @@ public final class Conv2d: Layer, OverwritableOutput {
 
     private struct PlanKey: Equatable {
         let shape: Shape, layout: ActivationLayout, algorithm: ConvolutionAlgorithm
-        let computesInputGradient: Bool, emitsChannelBlocks: Bool
+        let computesInputGradient: Bool, emitsChannelBlocks: Bool, fusedReLU: Bool
     }
 
     /// ResNet-18 training at side 96 (bench, SkylakeX kernel): 31.9 images/s one image at a
@@ -111,13 +116,14 @@ public final class Conv2d: Layer, OverwritableOutput {
     private func dnnlPlan(_ shape: Shape, _ layout: ActivationLayout) -> DNNLConvolutionPlan? {
         guard ConvolutionEngine.current == .dnnl, ConvolutionEngine.isAvailable(.dnnl) else { return nil }
         let key = PlanKey(shape: shape, layout: layout, algorithm: ConvolutionEngine.algorithm,
-                          computesInputGradient: computesInputGradient, emitsChannelBlocks: emitsChannelBlocks)
+                          computesInputGradient: computesInputGradient, emitsChannelBlocks: emitsChannelBlocks,
+                          fusedReLU: fusedReLU)
         if let i = dnnlPlans.firstIndex(where: { $0.key == key }) {
             if i > 0 { dnnlPlans.insert(dnnlPlans.remove(at: i), at: 0) }
             return dnnlPlans[0].plan
         }
         let plan = try? DNNLConvolutionPlan(self, input: shape, layout: layout, computesInputGradient: computesInputGradient,
-                                            emitsChannelBlocks: emitsChannelBlocks)
+                                            emitsChannelBlocks: emitsChannelBlocks, fusedReLU: fusedReLU)
         dnnlPlans.insert((key, plan), at: 0)
         if dnnlPlans.count > Self.plansKept { dnnlPlans.removeLast() }
         return plan
@@ -162,6 +168,7 @@ public final class Conv2d: Layer, OverwritableOutput {
                 }
             }
         }
+        if fusedReLU { Activation.applyReLU(y) }
         return y
     }
 
@@ -198,7 +205,14 @@ public final class Conv2d: Layer, OverwritableOutput {
         }
     }
 
-    public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
+    public func backward(_ input: Tensor, _ outputGradient: Tensor) -> Tensor {
+        // With a fused ReLU, the gradient at the convolution's own output, written over that
+        // output: the layers that read it have run their backward already.
+        var gradOutput = outputGradient
+        if fusedReLU {
+            gradOutput = output!.laidOut(outputGradient.layout)
+            Activation.reluGradient(output: gradOutput, outputGradient, into: gradOutput)
+        }
         let n = input.shape[0], h = input.shape[2], w = input.shape[3], imageSize = inChannels * h * w
         let plane = gradOutput.shape[2] * gradOutput.shape[3], rowsPerGroup = groupOutChannels
         let batchPerGEMM = imagesPerGEMM(batch: n, plane: plane), columnCount = batchPerGEMM * plane

@@ -230,7 +230,8 @@ public final class Network {
 
     /// Saves activations a pass or a buffer where an activation follows another layer in the
     /// same sequence (a layer object used at more than one place is left alone):
-    /// - a batch norm applies the ReLU after it itself (`BatchNorm.fusedReLU`);
+    /// - a batch norm applies the ReLU after it itself (`BatchNorm.fusedReLU`), and so does a
+    ///   convolution (`Conv2d.fusedReLU`: on oneDNN, in the same pass as a post-op);
     /// - a ReLU or ReLU6 overwrites the output of an `OverwritableOutput` layer before it
     ///   (`Activation.writesInPlace`).
     private func fuseElementwiseLayers(_ root: any Layer) {
@@ -248,7 +249,10 @@ public final class Network {
         for (layer, activation) in neighbours where uses[ObjectIdentifier(layer)] == 1 && uses[ObjectIdentifier(activation)] == 1 {
             if let bn = layer as? BatchNorm, activation.kind == .relu {
                 bn.fusedReLU = true
-                activation.isFusedIntoBatchNorm = true
+                activation.isFusedIntoLayerBefore = true
+            } else if let conv = layer as? Conv2d, activation.kind == .relu {
+                conv.fusedReLU = true
+                activation.isFusedIntoLayerBefore = true
             } else if layer is any OverwritableOutput, activation.kind == .relu || activation.kind == .relu6 {
                 activation.writesInPlace = true
             }

@@ -18,7 +18,7 @@ final class BatchNormReLUFusionTests: XCTestCase {
         let (conv, bn, relu) = layers()
         let network = Network(name: "fusion", root: Sequential([Child("conv", conv), Child("bn", bn), Child(nil, relu)]),
                               inputChannels: 2, classes: 3)
-        XCTAssertTrue(bn.fusedReLU && relu.isFusedIntoBatchNorm, "the network fuses a batch norm with the ReLU after it")
+        XCTAssertTrue(bn.fusedReLU && relu.isFusedIntoLayerBefore, "the network fuses a batch norm with the ReLU after it")
         let (conv2, bn2, relu2) = layers()
         XCTAssertFalse(bn2.fusedReLU, "layers outside a network run apart")
 
@@ -46,6 +46,6 @@ final class BatchNormReLUFusionTests: XCTestCase {
         let relu = Activation(.relu), bn1 = BatchNorm(2), bn2 = BatchNorm(2)
         _ = Network(name: "shared", root: Sequential([Child("bn1", bn1), Child(nil, relu), Child("bn2", bn2), Child(nil, relu)]),
                     inputChannels: 2, classes: 2)
-        XCTAssertFalse(bn1.fusedReLU || bn2.fusedReLU || relu.isFusedIntoBatchNorm)
+        XCTAssertFalse(bn1.fusedReLU || bn2.fusedReLU || relu.isFusedIntoLayerBefore)
     }
 }

@@ -5,10 +5,11 @@ import XCTest
 /// activation reads that output; the results are the bits of the same layers with their own
 /// buffers.
 final class InPlaceActivationTests: XCTestCase {
-    /// conv → ReLU → residual block → ReLU6 → flatten → linear → ReLU; `apart` puts an
-    /// Identity (whose output is its input's, so not to be overwritten) before each activation.
+    /// conv → ReLU6 → residual block → ReLU → flatten → linear → ReLU (a ReLU right after the
+    /// convolution would be fused into it); `apart` puts an Identity (whose output is its
+    /// input's, so not to be overwritten) before each activation.
     private func network(apart: Bool) -> (Network, [Activation]) {
-        let activations = [Activation(.relu), Activation(.relu6), Activation(.relu)]
+        let activations = [Activation(.relu6), Activation(.relu), Activation(.relu)]
         func before(_ activation: Activation) -> [Child] { (apart ? [Child(nil, Identity())] : []) + [Child(nil, activation)] }
         let block = Residual(body: Sequential([Child("conv", Conv2d(3, 3, kernel: 3, padding: 1)), Child("bn", BatchNorm(3))]))
         let layers: [Child] = [Child("conv", Conv2d(2, 3, kernel: 3, padding: 1))] + before(activations[0])
