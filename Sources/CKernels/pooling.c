@@ -64,10 +64,10 @@ INLINE void load_strided(f8 *v, const float *p, long stride) {
 
 /* Where v is larger than best, or NaN, in a lane: best ← v and winner ← at there (so the
    first maximum of a window stays, as in PyTorch). */
-INLINE void keep_maximum(f8 *best, i8 *winner, f8 v, i8 at) {
-    i8 take = (v > *best) | (v != v);
-    *best = (f8)(((i8)v & take) | ((i8)*best & ~take));
-    *winner = (at & take) | (*winner & ~take);
+INLINE void keep_maximum(f8 *best, i8 *winner, const f8 *v, const i8 *at) {
+    i8 take = (*v > *best) | (*v != *v);
+    *best = (f8)(((i8)*v & take) | ((i8)*best & ~take));
+    *winner = (*at & take) | (*winner & ~take);
 }
 
 /* Eight inner outputs ox … ox + 7 of row oy, their windows' rows clipped to [ys, ye). */
@@ -80,7 +80,8 @@ INLINE void max_of_eight(const struct cnn_pool_shape *s, const float *x, long ys
             long offset = iy * s->width + ox * s->stride - s->padding + kx;
             f8 v;
             load_strided(&v, x + offset, s->stride);
-            keep_maximum(&best, &winner, v, (int32_t)offset + lanes * (int32_t)s->stride);
+            i8 at = (int32_t)offset + lanes * (int32_t)s->stride;
+            keep_maximum(&best, &winner, &v, &at);
         }
     memcpy(y, &best, sizeof best);
     memcpy(at, &winner, sizeof winner);
@@ -98,39 +99,69 @@ INLINE void average_of_eight(const struct cnn_pool_shape *s, const float *x, lon
     memcpy(y, &sum, sizeof sum);
 }
 
+/* Channel-blocked planes: pixel i of a plane holds `block` channels at x[i·block …], so each
+   output compares or adds whole vectors of channels, in its window's order (as above). Max
+   pooling where `argmax` is given, else average. Inlined with the block as a constant (8
+   or 16), so that the accumulators are registers. */
+enum { max_vectors = 2 };
+
+INLINE void blocked_pool(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes,
+                         const long block) {
+    const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
+    const float divisor = (float)(s->kernel * s->kernel);
+    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += argmax ? out_plane : 0)
+        for (long oy = 0; oy < s->out_height; oy++) {
+            long ys, ye;
+            window_span(s, oy, s->height, &ys, &ye);
+            for (long ox = 0; ox < s->out_width; ox++) {
+                long xs, xe;
+                window_span(s, ox, s->width, &xs, &xe);
+                f8 result[max_vectors]; /* the maximum, or the sum */
+                i8 winner[max_vectors];
+                for (long k = 0; k < vectors; k++) {
+                    result[k] = argmax ? (f8){0} - __builtin_inff() : (f8){0};
+                    winner[k] = (i8){0} + (int32_t)(ys * s->width + xs);
+                }
+                for (long iy = ys; iy < ye; iy++)
+                    for (long ix = xs; ix < xe; ix++) {
+                        const int32_t pixel = (int32_t)(iy * s->width + ix);
+                        for (long k = 0; k < vectors; k++) {
+                            f8 v;
+                            memcpy(&v, x + pixel * block + 8 * k, sizeof v);
+                            i8 at = (i8){0} + pixel;
+                            if (argmax) keep_maximum(&result[k], &winner[k], &v, &at);
+                            else result[k] += v;
+                        }
+                    }
+                long o = (oy * s->out_width + ox) * block;
+                for (long k = 0; k < vectors; k++) {
+                    if (!argmax) result[k] /= divisor;
+                    memcpy(y + o + 8 * k, &result[k], sizeof result[k]);
+                    if (argmax) memcpy(argmax + o + 8 * k, &winner[k], sizeof winner[k]);
+                }
+            }
+        }
+}
+
 /* Planes of at most this many floats (16×16) go eight at a time, one per lane. */
 enum { small_plane = 256 };
 
 /* Eight small planes side by side: each lane is a plane, every output (clipped or not)
    visits its window in the order above. GoogLeNet's 6×6 and 3×3 planes have no row of
    eight inner outputs, and one at a time their unpredictable comparisons took 20% of its
-   step. Transposed first, so that the nine reads of each input are whole vectors. */
+   step. Transposed first, so that the nine reads of each input are whole vectors: the
+   eight planes are then one channel-blocked plane of 8 lanes. */
 INLINE void max_pool_eight_planes(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax) {
     long plane = s->height * s->width, out_plane = s->out_height * s->out_width;
-    f8 in[small_plane], best_of[small_plane];
-    i8 winner_of[small_plane];
+    float in[8 * small_plane], best_of[8 * small_plane];
+    int32_t winner_of[8 * small_plane];
     for (long i = 0; i < plane; i++)
-        for (int l = 0; l < 8; l++) in[i][l] = x[l * plane + i];
-    for (long oy = 0; oy < s->out_height; oy++) {
-        long ys, ye;
-        window_span(s, oy, s->height, &ys, &ye);
-        for (long ox = 0; ox < s->out_width; ox++) {
-            long xs, xe;
-            window_span(s, ox, s->width, &xs, &xe);
-            f8 best = (f8){0} - __builtin_inff();
-            i8 winner = (i8){0} + (int32_t)(ys * s->width + xs);
-            for (long iy = ys; iy < ye; iy++)
-                for (long ix = xs; ix < xe; ix++) {
-                    keep_maximum(&best, &winner, in[iy * s->width + ix], (i8){0} + (int32_t)(iy * s->width + ix));
-                }
-            best_of[oy * s->out_width + ox] = best;
-            winner_of[oy * s->out_width + ox] = winner;
-        }
-    }
+        for (int l = 0; l < 8; l++) in[8 * i + l] = x[l * plane + i];
+    blocked_pool(s, in, best_of, winner_of, 1, 8);
     for (int l = 0; l < 8; l++)
         for (long o = 0; o < out_plane; o++) {
-            y[l * out_plane + o] = best_of[o][l];
-            argmax[l * out_plane + o] = winner_of[o][l];
+            y[l * out_plane + o] = best_of[8 * o + l];
+            argmax[l * out_plane + o] = winner_of[8 * o + l];
         }
 }
 
@@ -177,49 +208,6 @@ BOTH_TARGETS void cnn_average_pool_f32(const struct cnn_pool_shape *s, const flo
                 ox = last;
             }
             for (; ox < s->out_width; ox++) y[row + ox] = sum_at(s, x, oy, ox) / divisor;
-        }
-}
-
-/* Channel-blocked planes: pixel i of a plane holds `block` channels at x[i·block …], so each
-   output compares or adds whole vectors of channels, in its window's order (as above). Max
-   pooling where `argmax` is given, else average. Inlined with the block as a constant (8
-   or 16), so that the accumulators are registers. */
-enum { max_vectors = 2 };
-
-INLINE void blocked_pool(const struct cnn_pool_shape *s, const float *x, float *y, int32_t *argmax, long planes,
-                         const long block) {
-    const long vectors = block / 8, plane = s->height * s->width * block, out_plane = s->out_height * s->out_width * block;
-    const float divisor = (float)(s->kernel * s->kernel);
-    for (long p = 0; p < planes; p++, x += plane, y += out_plane, argmax += argmax ? out_plane : 0)
-        for (long oy = 0; oy < s->out_height; oy++) {
-            long ys, ye;
-            window_span(s, oy, s->height, &ys, &ye);
-            for (long ox = 0; ox < s->out_width; ox++) {
-                long xs, xe;
-                window_span(s, ox, s->width, &xs, &xe);
-                f8 result[max_vectors]; /* the maximum, or the sum */
-                i8 winner[max_vectors];
-                for (long k = 0; k < vectors; k++) {
-                    result[k] = argmax ? (f8){0} - __builtin_inff() : (f8){0};
-                    winner[k] = (i8){0} + (int32_t)(ys * s->width + xs);
-                }
-                for (long iy = ys; iy < ye; iy++)
-                    for (long ix = xs; ix < xe; ix++) {
-                        const int32_t pixel = (int32_t)(iy * s->width + ix);
-                        for (long k = 0; k < vectors; k++) {
-                            f8 v;
-                            memcpy(&v, x + pixel * block + 8 * k, sizeof v);
-                            if (argmax) keep_maximum(&result[k], &winner[k], v, (i8){0} + pixel);
-                            else result[k] += v;
-                        }
-                    }
-                long o = (oy * s->out_width + ox) * block;
-                for (long k = 0; k < vectors; k++) {
-                    if (!argmax) result[k] /= divisor;
-                    memcpy(y + o + 8 * k, &result[k], sizeof result[k]);
-                    if (argmax) memcpy(argmax + o + 8 * k, &winner[k], sizeof winner[k]);
-                }
-            }
         }
 }
 
