@@ -10,9 +10,6 @@
    is `block` channels of one pixel, 8 lanes per f8. They are inlined with the block as a
    constant (8 or 16), so that the accumulators are registers. */
 
-typedef double d4 __attribute__((vector_size(32)));
-#define LOW(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), d4)
-#define HIGH(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), d4)
 #define MAX_LANES 16
 #define VECTORS(block) ((block) / 8)
 

@@ -3,11 +3,8 @@
 #include "vectors.h"
 #include <string.h>
 
-/* Eight float32 lanes and their float64 halves (accumulators kept in arrays were spilled
-   to the stack on every iteration). */
-typedef double d4 __attribute__((vector_size(32)));
-#define LOW(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), d4)
-#define HIGH(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), d4)
+/* Accumulators are d4 vectors (vectors.h): kept in arrays they were spilled to the stack on
+   every iteration. */
 
 /* Eight floats from p, or the first `count` of them and zeros after. */
 INLINE void load(f8 *v, const float *p, long count) {

@@ -11,4 +11,9 @@ typedef float f8 __attribute__((vector_size(32)));
 typedef int32_t i8 __attribute__((vector_size(32)));
 #define INLINE static inline __attribute__((always_inline))
 
+/* Four float64 lanes, and the float64 halves of an f8: float32 data summed in float64. */
+typedef double d4 __attribute__((vector_size(32)));
+#define LOW(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), d4)
+#define HIGH(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), d4)
+
 #endif
