@@ -77,7 +77,7 @@ public final class BatchNorm: Layer {
 
     /// NCHW, and in the float32 build oneDNN's channel blocks (`Sources/CKernels/channelblocks.c`).
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
-        layout == .nchw || (shape.rank == 4 && MemoryLayout<Real>.size == 4)
+        layout == .nchw || (shape.rank == 4 && layout.hasOwnKernels)
     }
 
     /// Elements per channel per example (H·W, or 1 for [N, C]).

@@ -67,18 +67,15 @@ public final class Concat: Container, OverwritableOutput {
     private var output: Tensor?
     /// Per branch: its last output, in the layout of the concatenation.
     private var branchOutputs: [Tensor?]
-    /// Per branch: the layout it produced, and its output converted where that differs from
-    /// the concatenation's.
-    private var branchLayouts: [ActivationLayout]
-    private var convertedOutputs: [Tensor?]
     private var bridges: [InputLayoutBridge]
+    /// Per branch: its output in the concatenation's layout, its gradient back in its own.
+    private var outputBridges: [OutputLayoutBridge]
 
     public init(_ branches: [Child]) {
         children = branches
         branchOutputs = Array(repeating: nil, count: branches.count)
-        branchLayouts = Array(repeating: .nchw, count: branches.count)
-        convertedOutputs = Array(repeating: nil, count: branches.count)
         bridges = Array(repeating: InputLayoutBridge(), count: branches.count)
+        outputBridges = Array(repeating: OutputLayoutBridge(), count: branches.count)
     }
 
     public convenience init(_ branches: [any Layer]) { self.init(branches.map { Child(nil, $0) }) }
@@ -115,14 +112,10 @@ public final class Concat: Container, OverwritableOutput {
             let y = bridges[b].forward(children[b].layer, input, mode: mode)
             channels += y.shape[1]
             branchOutputs[b] = y
-            branchLayouts[b] = y.layout
         }
-        let layout = branchLayouts.allSatisfy({ $0 == branchLayouts[0] }) ? branchLayouts[0] : .nchw
-        for b in children.indices where branchLayouts[b] != layout {
-            let converted = Tensor.reuse(&convertedOutputs[b], shape: branchOutputs[b]!.shape)
-            LayoutConversion.convert(branchOutputs[b]!, into: converted)
-            branchOutputs[b] = converted
-        }
+        let firstLayout = branchOutputs[0]!.layout
+        let layout = branchOutputs.allSatisfy({ $0!.layout == firstLayout }) ? firstLayout : .nchw
+        for b in children.indices { branchOutputs[b] = outputBridges[b].forward(branchOutputs[b]!, to: layout) }
         let first = branchOutputs[0]!.shape
         let n = input.shape[0], area = first[2] * first[3]
         let out = Tensor.reuse(&output, shape: Shape(n, channels, first[2], first[3]), layout: layout)
@@ -145,18 +138,13 @@ public final class Concat: Container, OverwritableOutput {
         for b in children.indices {
             // The branch's slice of the output gradient, made contiguous, in the layout the branch produced.
             let branchShape = branchOutputs[b]!.shape
-            var g = Workspace.tensor(branchShape, layout: gradOutput.layout)
+            let g = Workspace.tensor(branchShape, layout: gradOutput.layout)
             let block = branchShape[1] * area
             for i in 0..<n {
                 (g.data + i * block).update(from: gradOutput.data + i * channels * area + offset, count: block)
             }
             offset += block
-            if branchLayouts[b] != g.layout {
-                let converted = Workspace.tensor(branchShape, layout: branchLayouts[b])
-                LayoutConversion.convert(g, into: converted)
-                g = converted
-            }
-            let gx = bridges[b].backward(children[b].layer, input, g)
+            let gx = bridges[b].backward(children[b].layer, input, outputBridges[b].backward(g))
             didFinishChildBackward?(children[b].layer)
             if b == 0 { dx.copy(from: gx) } else { BLAS.axpy(dx.count, alpha: 1, x: gx.data, y: dx.data) }
         }
@@ -174,10 +162,8 @@ public final class Residual: Container, OverwritableOutput {
     private let body: any Layer, shortcut: (any Layer)?
     private var output: Tensor?
     private var bodyBridge = InputLayoutBridge(), shortcutBridge = InputLayoutBridge()
-    /// The shortcut's output in the body's layout, where the two differ; the layout the
-    /// shortcut produced.
-    private var convertedSide: Tensor?
-    private var sideLayout = ActivationLayout.nchw
+    /// The shortcut's output in the body's layout, its gradient back in its own.
+    private var sideBridge = OutputLayoutBridge()
 
     /// `body` adds no name to its parameters' keys; `shortcut` is named as given.
     public init(body: any Layer, shortcut: Child? = nil) {
@@ -206,13 +192,7 @@ public final class Residual: Container, OverwritableOutput {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let main = bodyBridge.forward(body, input, mode: mode)
-        var side = shortcut.map { shortcutBridge.forward($0, input, mode: mode) } ?? input
-        sideLayout = side.layout
-        if side.layout != main.layout {
-            let converted = Tensor.reuse(&convertedSide, shape: side.shape, layout: main.layout)
-            LayoutConversion.convert(side, into: converted)
-            side = converted
-        }
+        let side = sideBridge.forward(shortcut.map { shortcutBridge.forward($0, input, mode: mode) } ?? input, to: main.layout)
         let y = Tensor.reuse(&output, shape: main.shape, layout: main.layout)
         let sum = ElementwiseSum(a: main.data, b: side.data, sum: y.data)
         Parallel.forEach(y.count, grain: Parallel.grain(work: 1), sum) { Parallel.arguments($0, as: ElementwiseSum.self)($1..<$2) }
@@ -222,11 +202,7 @@ public final class Residual: Container, OverwritableOutput {
     public func backward(_ input: Tensor, _ gradOutput: Tensor) -> Tensor {
         let main = bodyBridge.backward(body, input, gradOutput)
         didFinishChildBackward?(body)
-        var sideGradOutput = gradOutput
-        if sideLayout != gradOutput.layout {
-            sideGradOutput = Workspace.tensor(gradOutput.shape, layout: sideLayout)
-            LayoutConversion.convert(gradOutput, into: sideGradOutput)
-        }
+        let sideGradOutput = sideBridge.backward(gradOutput)
         let side: Tensor
         if let shortcut {
             side = shortcutBridge.backward(shortcut, input, sideGradOutput)
@@ -277,9 +253,9 @@ public final class ChannelScale: Container, OverwritableOutput {
     private let gate: any Layer
     private var output: Tensor?, gradScale: Tensor?
     /// The gate's output of the last forward (its own buffer, valid until its next forward),
-    /// in NCHW; the layout the gate produced it in.
-    private var scale: Tensor?, plainScale: Tensor?
-    private var gateLayout = ActivationLayout.nchw
+    /// in NCHW, and its gradient back in the gate's layout.
+    private var scale: Tensor?
+    private var gateBridge = OutputLayoutBridge()
 
     public init(gate: any Layer) {
         self.gate = gate
@@ -301,18 +277,12 @@ public final class ChannelScale: Container, OverwritableOutput {
 
     /// NCHW, and in the float32 build channel blocks (the gate gets the same input).
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
-        layout == .nchw || MemoryLayout<Real>.size == 4
+        layout.hasOwnKernels
     }
 
     // x: (N, C, H, W), gate(x): (N, C, 1, 1) -> y: (N, C, H, W), in the input's layout
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
-        var scale = gate.forward(input, mode: mode)
-        gateLayout = scale.layout
-        if scale.layout != .nchw {
-            let plain = Tensor.reuse(&plainScale, shape: scale.shape)
-            LayoutConversion.convert(scale, into: plain)
-            scale = plain
-        }
+        let scale = gateBridge.forward(gate.forward(input, mode: mode), to: .nchw)
         self.scale = scale
         let y = Tensor.reuse(&output, shape: input.shape, layout: input.layout)
         let pass = PlaneScaling(input, scale: scale.data, x: input.data, y: y.data)
@@ -325,12 +295,7 @@ public final class ChannelScale: Container, OverwritableOutput {
         let ds = Tensor.reuse(&gradScale, shape: Shape(input.shape[0], input.shape[1], 1, 1))
         let sums = PlaneScaling(input, scale: ds.data, x: input.data, y: gradOutput.data)
         Parallel.forEach(sums.planes, grain: sums.grain, sums) { Parallel.arguments($0, as: PlaneScaling.self).sumProducts($1..<$2) }
-        var gateGradOutput = ds
-        if gateLayout != .nchw {
-            gateGradOutput = Workspace.tensor(ds.shape, layout: gateLayout)
-            LayoutConversion.convert(ds, into: gateGradOutput)
-        }
-        let gateGradient = gate.backward(input, gateGradOutput)
+        let gateGradient = gate.backward(input, gateBridge.backward(ds))
         didFinishChildBackward?(gate)
         let dx = Workspace.tensor(input.shape, layout: input.layout)
         dx.copy(from: gateGradient)
@@ -382,17 +347,12 @@ private struct PlaneScaling {
 
     /// scale = Σ x · y over each plane
     func sumProducts(_ planes: Range<Int>) {
-        #if !CNN_FLOAT64
         if block > 1 {
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { sums in
-                for p in planes {
-                    cnn_blocked_sums_f32(x + p * area * block, y + p * area * block, area, block, sums.baseAddress!)
-                    for lane in 0..<block { scale[p * block + lane] = Real(sums[lane]) }
-                }
+            for p in planes {
+                Sums.forEachLane(x + p * area * block, y + p * area * block, rows: area, block: block) { scale[p * block + $0] = Real($1) }
             }
             return
         }
-        #endif
         for p in planes { scale[p] = Real(Sums.dot(x + p * area, y + p * area, area)) }
     }
 }

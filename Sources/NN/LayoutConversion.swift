@@ -24,6 +24,10 @@ extension ActivationLayout {
         return nil
     }
 
+    /// Whether NN's own loops (batch norm, pooling, channel scaling) compute in this layout:
+    /// NCHW always, channel blocks in the float32 build (their kernels are float32 C).
+    var hasOwnKernels: Bool { self == .nchw || MemoryLayout<Real>.size == 4 }
+
     /// oneDNN's descriptor of a float32 (N, C, H, W) activation of `shape` in this layout.
     func descriptor(_ shape: Shape) throws -> MemoryDescriptor {
         try MemoryDescriptor.activations(shape[0], shape[1], shape[2], shape[3], .f32, formatTag)
@@ -99,5 +103,33 @@ struct InputLayoutBridge {
         let gradient = Workspace.tensor(input.shape, layout: input.layout)
         LayoutConversion.convert(plainGradient, into: gradient)
         return gradient
+    }
+}
+
+/// Hands a layer's output on in the layout its reader needs, and the reader's gradient back
+/// in the layout the layer produced: for outputs a container or the network reads itself (a
+/// concatenated branch, a residual shortcut, a squeeze-and-excitation gate, the network's
+/// logits).
+struct OutputLayoutBridge {
+    /// The layout of the last output.
+    private var produced = ActivationLayout.nchw
+    private var converted: Tensor?
+
+    /// `output` in `layout`: itself, or a converted copy kept until the next forward.
+    mutating func forward(_ output: Tensor, to layout: ActivationLayout) -> Tensor {
+        produced = output.layout
+        guard output.layout != layout else { return output }
+        let copy = Tensor.reuse(&converted, shape: output.shape, layout: layout)
+        LayoutConversion.convert(output, into: copy)
+        return copy
+    }
+
+    /// `gradient` in the layout the output was produced in: itself, or a converted copy in
+    /// `Workspace` memory.
+    func backward(_ gradient: Tensor) -> Tensor {
+        guard gradient.layout != produced else { return gradient }
+        let copy = Workspace.tensor(gradient.shape, layout: produced)
+        LayoutConversion.convert(gradient, into: copy)
+        return copy
     }
 }

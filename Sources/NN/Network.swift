@@ -90,27 +90,16 @@ public final class Network {
     /// (`Workspace.rewind`): a warm step takes the same slots again.
     public func forward(_ images: Tensor, mode: Mode) -> Tensor {
         Workspace.rewind()
-        let output = root.forward(images, mode: mode)
-        rootOutputLayout = output.layout
-        guard output.layout != .nchw else { return output }
-        let plain = Tensor.reuse(&plainOutput, shape: output.shape)
-        LayoutConversion.convert(output, into: plain)
-        return plain
+        return outputBridge.forward(root.forward(images, mode: mode), to: .nchw)
     }
 
-    /// The layout of the root's last output, and that output in NCHW where it was not.
-    private var rootOutputLayout = ActivationLayout.nchw
-    private var plainOutput: Tensor?
+    /// The root's output in NCHW, and the logits' gradient in the root's layout.
+    private var outputBridge = OutputLayoutBridge()
 
     /// Adds the gradients of the loss to every `Parameter.grad`, given d(loss)/d(logits).
     /// Ends the step's pass over the workspace (`Workspace.settle`).
     public func backward(_ images: Tensor, _ gradLogits: Tensor) {
-        var gradOutput = gradLogits
-        if rootOutputLayout != .nchw {
-            gradOutput = Workspace.tensor(gradLogits.shape, layout: rootOutputLayout)
-            LayoutConversion.convert(gradLogits, into: gradOutput)
-        }
-        _ = root.backward(images, gradOutput)
+        _ = root.backward(images, outputBridge.backward(gradLogits))
         // A root that is itself a leaf has no container to report it.
         if let gradientsReady, let ready = leafParameters[ObjectIdentifier(root)] { gradientsReady(ready) }
         Workspace.settle()

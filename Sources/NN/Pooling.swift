@@ -37,7 +37,7 @@ public final class Pool2d: Layer, OverwritableOutput {
 
     /// NCHW, and in the float32 build oneDNN's channel blocks.
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
-        layout == .nchw || MemoryLayout<Real>.size == 4
+        layout.hasOwnKernels
     }
 
     // x: (N, C, H, W) -> y: (N, C, Ho, Wo), in the input's layout
@@ -185,7 +185,7 @@ public final class GlobalAvgPool: Layer, OverwritableOutput {
     /// NCHW, and in the float32 build channel blocks. The output is NCHW: of a 1×1 plane,
     /// both layouts are the same bytes.
     public func reads(_ layout: ActivationLayout, shape: Shape) -> Bool {
-        layout == .nchw || MemoryLayout<Real>.size == 4
+        layout.hasOwnKernels
     }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
@@ -217,14 +217,9 @@ private struct PlaneMeans {
             for p in range { means[p] = Real(Sums.sum(planes + p * area, area) / Double(area)) }
             return
         }
-        #if !CNN_FLOAT64
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { sums in
-            for p in range {
-                cnn_blocked_sums_f32(planes + p * area * block, nil, area, block, sums.baseAddress!)
-                for lane in 0..<block { means[p * block + lane] = Real(sums[lane] / Double(area)) }
-            }
+        for p in range {
+            Sums.forEachLane(planes + p * area * block, nil, rows: area, block: block) { means[p * block + $0] = Real($1 / Double(area)) }
         }
-        #endif
     }
 
     /// Each plane filled with its mean's gradient over the area.

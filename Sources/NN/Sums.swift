@@ -26,6 +26,20 @@ enum Sums {
         #endif
     }
 
+    /// Per lane of channel-blocked data (`rows` rows of `block` lanes): Σ a·b, or Σ a where
+    /// `b` is nil, handed to `body(lane, sum)`. Channel blocks exist in the float32 build only.
+    static func forEachLane(_ a: UnsafePointer<Real>, _ b: UnsafePointer<Real>?, rows: Int, block: Int,
+                            _ body: (_ lane: Int, _ sum: Double) -> Void) {
+        #if CNN_FLOAT64
+        preconditionFailure("channel-blocked activations are float32 only")
+        #else
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { sums in
+            cnn_blocked_sums_f32(a, b, rows, block, sums.baseAddress!)
+            for lane in 0..<block { body(lane, sums[lane]) }
+        }
+        #endif
+    }
+
     /// Adds Σx to `sum` and Σx² to `squares`.
     static func addSumAndSquares(_ x: UnsafePointer<Real>, _ count: Int, sum: inout Double, squares: inout Double) {
         #if CNN_FLOAT64

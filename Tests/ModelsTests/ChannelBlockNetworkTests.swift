@@ -53,4 +53,32 @@ final class ChannelBlockNetworkTests: XCTestCase {
             }
         }
     }
+
+    /// Where a container's parts arrive in different layouts: a residual block over the NCHW
+    /// input whose body writes channel blocks (the shortcut's identity is converted), and a
+    /// concatenation of a 16-channel branch (blocks) with a 24-channel one (NCHW: no block
+    /// of 16 divides it), which goes to NCHW. Same bits as with NCHW throughout.
+    func testContainersJoinPartsInDifferentLayoutsAsInNCHW() throws {
+        guard ConvolutionEngine.isAvailable(.dnnl) else { throw XCTSkip("oneDNN runs in the float32 build only") }
+        let body = Sequential([Child("conv", Conv2d(16, 16, kernel: 3, padding: 1)), Child("bn", BatchNorm(16))])
+        let narrow = Conv2d(16, 16, kernel: 1), wide = Conv2d(16, 24, kernel: 1)
+        let root = Sequential([
+            Child("block", Residual(body: body)), Child("branches", Concat([Child("narrow", narrow), Child("wide", wide)])),
+            Child("bn", BatchNorm(40)), Child(nil, Activation(.relu)), Child(nil, GlobalAvgPool()), Child(nil, Flatten()),
+            Child("fc", Linear(40, 10)),
+        ])
+        let network = Network(name: "mixed", root: root, inputChannels: 16, classes: 10)
+        network.initialize(.xavier, seed: 3)
+        var rng = SeededGenerator(seed: 4)
+        let images = Tensor(shape: Shape(2, 16, 6, 6), values: (0..<2 * 16 * 36).map { _ in rng.uniform(-1, 1) })
+        try ConvolutionEngine.using(.dnnl) {
+            let blocked = step(network, images)
+            XCTAssertNotEqual(narrow.lastOutputLayout, .nchw, "the 16-channel branch hands on channel blocks")
+            XCTAssertEqual(wide.lastOutputLayout, .nchw, "the 24-channel branch stays NCHW")
+            network.keepActivationsInChannelBlocks(false)
+            let plain = step(network, images)
+            XCTAssertEqual(blocked.logits, plain.logits, "logits")
+            XCTAssertTrue(blocked.gradients == plain.gradients, "gradients differ")
+        }
+    }
 }
