@@ -42,8 +42,8 @@ public struct ShapeError: Error, CustomStringConvertible {
 /// itself, for a layer that hands it on), valid while the caller holds it; backward never
 /// writes into `gradOutput`. Backward runs at most once per forward, after the backward of
 /// every layer that read this one's output (a convolution with a fused ReLU writes its
-/// output gradient over its output). Buffers are allocated on the first call at a shape and reused
-/// after that.
+/// output gradient over its output). Buffers are allocated on the first call at a shape and
+/// reused after that.
 public protocol Layer: AnyObject {
     /// A short description, e.g. "Conv2d(1→6, k5 s1 p2)".
     var summary: String { get }
